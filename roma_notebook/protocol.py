@@ -1,0 +1,784 @@
+"""Sans-I/O codec of the ROMA-01 agent WebSocket, both dialects.
+
+Text in, typed events out (:func:`parse`); events in, documented frames out
+(:func:`encode`, :func:`encode_snapshot`). No sockets, threads, asyncio or pandas
+here: the client, the recording loader and the simulator all go through this
+module, so both ends agree by construction.
+
+Dialects read:
+
+1. documented: ``{"type", "timestamp", "data"}`` with ``account_update``,
+   ``position_update``, ``decision``, ``trade_executed``, ``agent_status`` (and
+   ``pong``, which yields nothing);
+2. the real backend's 5-second snapshot ``{"timestamp": <loop seconds>,
+   "account", "positions", "performance", "status"}``; its timestamp is event-loop
+   time, not wall time, so its events carry ``timestamp=None`` and the tables use
+   the receive time instead;
+3. decision items with ``quantity``/``reason`` or
+   ``position_size_usd``/``stop_loss``/``take_profit``/``reasoning``.
+
+Times are carried as int nanoseconds since the epoch (UTC) or ``None``: cheap to
+store in columnar buffers and exact to turn into ``datetime64[ns, UTC]``.
+
+Example:
+    >>> events = parse('{"type": "pong"}')
+    >>> events
+    ()
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Union
+
+from .errors import ProtocolError
+
+__all__ = [
+    "ProtocolError",
+    "MESSAGE_TYPES",
+    "AccountUpdate",
+    "Position",
+    "PositionUpdate",
+    "DecisionItem",
+    "Decision",
+    "TradeExecuted",
+    "AgentStatus",
+    "Performance",
+    "ClosedTrade",
+    "Event",
+    "parse",
+    "parse_object",
+    "parse_time",
+    "format_time",
+    "encode",
+    "encode_snapshot",
+    "event_to_data",
+]
+
+NaN = math.nan
+_INF = math.inf
+
+MESSAGE_TYPES = (
+    "account_update",
+    "position_update",
+    "decision",
+    "trade_executed",
+    "agent_status",
+)
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdate:
+    """Account balances; ``timestamp`` in ns UTC or None."""
+
+    kind: ClassVar[str] = "account_update"
+    timestamp: int | None
+    total_balance: float
+    available_balance: float
+    unrealized_pnl: float
+    used_percentage: float
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One open position (not an event by itself)."""
+
+    symbol: str
+    side: str
+    position_amt: float
+    entry_price: float
+    mark_price: float
+    unrealized_profit: float
+    pnl_percentage: float
+    leverage: int | None
+    liquidation_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class PositionUpdate:
+    """The full set of open positions (an empty tuple means flat)."""
+
+    kind: ClassVar[str] = "position_update"
+    timestamp: int | None
+    positions: tuple[Position, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionItem:
+    """One action inside a decision message, in either item shape."""
+
+    action: str
+    symbol: str | None
+    quantity: float
+    leverage: int | None
+    reason: str | None
+    position_size_usd: float
+    stop_loss: float
+    take_profit: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision cycle of an agent."""
+
+    kind: ClassVar[str] = "decision"
+    timestamp: int | None
+    cycle: int | None
+    agent_id: str | None
+    ai_reasoning: str | None
+    decisions: tuple[DecisionItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TradeExecuted:
+    """A fill reported by the exchange."""
+
+    kind: ClassVar[str] = "trade_executed"
+    timestamp: int | None
+    order_id: str | None
+    symbol: str | None
+    side: str | None
+    quantity: float
+    price: float
+    leverage: int | None
+    status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    """Agent running state (documented message or the snapshot's ``status``)."""
+
+    kind: ClassVar[str] = "agent_status"
+    timestamp: int | None
+    agent_id: str | None
+    is_running: bool | None
+    cycle_count: int | None
+    last_decision_time: int | None
+    name: str | None = None
+    runtime_minutes: float = NaN
+
+
+@dataclass(frozen=True, slots=True)
+class Performance:
+    """Performance metrics as the real backend reports them."""
+
+    kind: ClassVar[str] = "performance"
+    timestamp: int | None
+    total_trades: int | None
+    wins: int | None
+    losses: int | None
+    win_rate: float
+    avg_profit: float
+    avg_loss: float
+    profit_factor: float
+    sharpe_ratio: float
+    max_drawdown: float
+    total_pnl: float
+    best_trade: float = NaN
+    worst_trade: float = NaN
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedTrade:
+    """A round trip with realised P&L (REST ``/trades``, ``trade_history.json``)."""
+
+    kind: ClassVar[str] = "closed_trade"
+    timestamp: int | None
+    symbol: str | None
+    side: str | None
+    entry_price: float
+    close_price: float
+    quantity: float
+    leverage: int | None
+    open_time: int | None
+    close_time: int | None
+    pnl_usdt: float
+    pnl_pct: float
+
+
+Event = Union[
+    AccountUpdate, PositionUpdate, Decision, TradeExecuted, AgentStatus, Performance, ClosedTrade
+]
+
+
+# ---------------------------------------------------------------- field readers
+# Each reader names the field it rejects: users see "bad_field: data.total_balance
+# must be a number, got 'abc'" in the errors table.
+
+
+def _num(obj: dict, key: str, where: str, allow_inf: bool = False) -> float:
+    v = obj.get(key)
+    t = type(v)
+    if t is float:
+        if v - v == 0.0:  # finite; NaN and +-inf fail this cheaply
+            return v
+        if allow_inf and v in (_INF, -_INF):
+            return v
+        raise ProtocolError("bad_field", f"{where}.{key} must be a finite number, got {v!r}")
+    if t is int:
+        return float(v)
+    if v is None:
+        return NaN
+    if t is str:
+        try:
+            f = float(v)
+        except ValueError:
+            raise ProtocolError(
+                "bad_field", f"{where}.{key} must be a number, got {_short(v)}"
+            ) from None
+        if math.isfinite(f) or (allow_inf and math.isinf(f)):
+            return f
+        raise ProtocolError("bad_field", f"{where}.{key} must be a finite number, got {_short(v)}")
+    raise ProtocolError("bad_field", f"{where}.{key} must be a number, got {type(v).__name__}")
+
+
+def _int(obj: dict, key: str, where: str) -> int | None:
+    v = obj.get(key)
+    t = type(v)
+    if t is int:
+        return v
+    if v is None:
+        return None
+    if t is float and v.is_integer():
+        return int(v)
+    if t is str:
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                f = float(v)
+            except ValueError:
+                f = NaN
+            if f.is_integer():
+                return int(f)
+    raise ProtocolError("bad_field", f"{where}.{key} must be an integer, got {_short(v)}")
+
+
+def _str(obj: dict, key: str, where: str) -> str | None:
+    v = obj.get(key)
+    t = type(v)
+    if t is str:
+        return v
+    if v is None:
+        return None
+    if t is int:  # order ids are often sent as numbers
+        return str(v)
+    raise ProtocolError("bad_field", f"{where}.{key} must be a string, got {type(v).__name__}")
+
+
+def _req_str(obj: dict, key: str, where: str) -> str:
+    v = _str(obj, key, where)
+    if v is None:
+        raise ProtocolError("bad_field", f"{where}.{key} is required")
+    return v
+
+
+def _bool(obj: dict, key: str, where: str) -> bool | None:
+    v = obj.get(key)
+    if v is None or type(v) is bool:
+        return v
+    if v in (0, 1) and type(v) is int:
+        return bool(v)
+    raise ProtocolError("bad_field", f"{where}.{key} must be a boolean, got {_short(v)}")
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+_time_cache: dict[str, int] = {}
+
+
+def parse_time(value: Any) -> int | None:
+    """ISO 8601 text to int ns UTC; zone-less times are taken as UTC.
+
+    Returns None for anything unusable (the tables then use the receive time);
+    a bad timestamp is never a reason to drop a frame.
+
+    Example:
+        >>> parse_time("2025-11-02T10:30:00Z")
+        1762079400000000000
+    """
+    if type(value) is not str:
+        return None
+    ns = _time_cache.get(value)
+    if ns is not None:
+        return ns
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        # integer arithmetic keeps microseconds exact
+        delta = dt - _EPOCH
+    except OverflowError:  # pragma: no cover - absurd offsets
+        return None
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    if len(_time_cache) > 4096:  # frames of one second share a stamp; keep it small
+        _time_cache.clear()
+    _time_cache[value] = ns
+    return ns
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def format_time(ns: int | None) -> str | None:
+    """int ns UTC to ISO 8601 with ``Z`` (millisecond precision dropped when zero)."""
+    if ns is None:
+        return None
+    s, rem = divmod(ns, 1_000_000_000)
+    dt = datetime.fromtimestamp(s, tz=timezone.utc)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if rem:
+        text += f".{rem // 1000:06d}"
+    return text + "Z"
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _account(d: dict, ts: int | None, where: str) -> AccountUpdate:
+    # Real backend: total_wallet_balance / total_unrealized_profit; docs: total_balance / unrealized_pnl.
+    total = d.get("total_balance")
+    if total is None and "total_wallet_balance" in d:
+        total_f = _num(d, "total_wallet_balance", where)
+    else:
+        total_f = _num(d, "total_balance", where)
+    if d.get("unrealized_pnl") is None and "total_unrealized_profit" in d:
+        upnl = _num(d, "total_unrealized_profit", where)
+    else:
+        upnl = _num(d, "unrealized_pnl", where)
+    return AccountUpdate(
+        ts,
+        total_f,
+        _num(d, "available_balance", where),
+        upnl,
+        _num(d, "used_percentage", where),
+    )
+
+
+def _position(p: Any, where: str) -> Position:
+    if type(p) is not dict:
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(p).__name__}")
+    return Position(
+        _req_str(p, "symbol", where),
+        _req_str(p, "side", where).lower(),
+        _num(p, "position_amt", where),
+        _num(p, "entry_price", where),
+        _num(p, "mark_price", where),
+        _num(p, "unrealized_profit", where),
+        _num(p, "pnl_percentage", where),
+        _int(p, "leverage", where),
+        _num(p, "liquidation_price", where),
+    )
+
+
+def _positions(data: Any, ts: int | None, where: str) -> PositionUpdate:
+    if type(data) is not list:
+        raise ProtocolError("bad_field", f"{where} must be a list, got {type(data).__name__}")
+    return PositionUpdate(ts, tuple(_position(p, f"{where}[{i}]") for i, p in enumerate(data)))
+
+
+def _decision_item(it: Any, where: str) -> DecisionItem:
+    if type(it) is not dict:
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(it).__name__}")
+    reason = _str(it, "reason", where)
+    if reason is None:
+        reason = _str(it, "reasoning", where)
+    return DecisionItem(
+        _req_str(it, "action", where),
+        _str(it, "symbol", where),
+        _num(it, "quantity", where),
+        _int(it, "leverage", where),
+        reason,
+        _num(it, "position_size_usd", where),
+        _num(it, "stop_loss", where),
+        _num(it, "take_profit", where),
+    )
+
+
+def _decision(d: Any, ts: int | None, where: str) -> Decision:
+    if type(d) is not dict:
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(d).__name__}")
+    items = d.get("decisions")
+    if items is None:
+        items = []
+    elif type(items) is not list:
+        raise ProtocolError("bad_field", f"{where}.decisions must be a list")
+    cycle = _int(d, "cycle", where)
+    if cycle is None:
+        cycle = _int(d, "cycle_number", where)
+    reasoning = _str(d, "ai_reasoning", where)
+    if reasoning is None:
+        reasoning = _str(d, "chain_of_thought", where)
+    return Decision(
+        ts,
+        cycle,
+        _str(d, "agent_id", where),
+        reasoning,
+        tuple(_decision_item(it, f"{where}.decisions[{i}]") for i, it in enumerate(items)),
+    )
+
+
+def _trade(d: Any, ts: int | None, where: str) -> TradeExecuted:
+    if type(d) is not dict:
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(d).__name__}")
+    side = _str(d, "side", where)
+    return TradeExecuted(
+        ts,
+        _str(d, "order_id", where),
+        _str(d, "symbol", where),
+        side.lower() if side else side,
+        _num(d, "quantity", where),
+        _num(d, "price", where),
+        _int(d, "leverage", where),
+        _str(d, "status", where),
+    )
+
+
+def _status(d: Any, ts: int | None, where: str) -> AgentStatus:
+    if type(d) is not dict:
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(d).__name__}")
+    agent = _str(d, "agent_id", where)
+    if agent is None:
+        agent = _str(d, "id", where)
+    last = d.get("last_decision_time")
+    if last is not None and type(last) is not str:
+        raise ProtocolError("bad_field", f"{where}.last_decision_time must be a string")
+    return AgentStatus(
+        ts,
+        agent,
+        _bool(d, "is_running", where),
+        _int(d, "cycle_count", where),
+        parse_time(last),
+        _str(d, "name", where),
+        _num(d, "runtime_minutes", where),
+    )
+
+
+def _performance(d: Any, ts: int | None, where: str) -> Performance:
+    if type(d) is not dict:
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(d).__name__}")
+    return Performance(
+        ts,
+        _int(d, "total_trades", where),
+        _int(d, "wins", where),
+        _int(d, "losses", where),
+        _num(d, "win_rate", where),
+        _num(d, "avg_profit", where),
+        _num(d, "avg_loss", where),
+        _num(d, "profit_factor", where, allow_inf=True),
+        _num(d, "sharpe_ratio", where),
+        _num(d, "max_drawdown", where),
+        _num(d, "total_pnl", where),
+        _num(d, "best_trade", where, allow_inf=True),
+        _num(d, "worst_trade", where, allow_inf=True),
+    )
+
+
+def closed_trade_from_dict(d: Any, where: str = "trade") -> ClosedTrade:
+    """Read one closed trade as REST ``/trades`` and ``trade_history.json`` give it."""
+    if type(d) is not dict:
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(d).__name__}")
+    open_t = parse_time(d.get("open_time"))
+    close_t = parse_time(d.get("close_time"))
+    side = _str(d, "side", where)
+    return ClosedTrade(
+        close_t,
+        _str(d, "symbol", where),
+        side.lower() if side else side,
+        _num(d, "entry_price", where),
+        _num(d, "close_price", where),
+        _num(d, "quantity", where),
+        _int(d, "leverage", where),
+        open_t,
+        close_t,
+        _num(d, "pnl_usdt", where),
+        _num(d, "pnl_pct", where),
+    )
+
+
+__all__.append("closed_trade_from_dict")
+
+_DOCUMENTED = {
+    "account_update": lambda data, ts: _account(_need_obj(data), ts, "data"),
+    "position_update": lambda data, ts: _positions(data, ts, "data"),
+    "decision": lambda data, ts: _decision(data, ts, "data"),
+    "trade_executed": lambda data, ts: _trade(data, ts, "data"),
+    "agent_status": lambda data, ts: _status(data, ts, "data"),
+    "performance": lambda data, ts: _performance(data, ts, "data"),
+}
+
+
+def _need_obj(data: Any) -> dict:
+    if type(data) is not dict:
+        raise ProtocolError("bad_field", f"data must be an object, got {type(data).__name__}")
+    return data
+
+
+def _reject_constant(name: str) -> float:
+    # JSON has no NaN/Infinity; Python's json accepts them. Only profit_factor-like
+    # fields may be infinite, so keep them as floats and let the field readers decide.
+    return float(name)
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
+    """Parse one WebSocket frame into events.
+
+    Args:
+        frame: the text of one frame. Binary frames are rejected.
+
+    Returns:
+        A tuple of events: one for a documented message, up to four for a real
+        backend snapshot, none for ``pong``.
+
+    Raises:
+        ProtocolError: the frame is unusable; ``kind`` and ``detail`` say why.
+
+    Example:
+        >>> ev, = parse('{"type":"trade_executed","timestamp":"2025-11-02T10:30:05Z",'
+        ...             '"data":{"order_id":"1","symbol":"BTCUSDT","side":"long",'
+        ...             '"quantity":0.001,"price":68450.0,"leverage":10,"status":"filled"}}')
+        >>> ev.price
+        68450.0
+    """
+    if type(frame) is not str:
+        if isinstance(frame, (bytes, bytearray, memoryview)):
+            raise ProtocolError("binary", f"binary frame of {len(frame)} bytes (text expected)")
+        raise ProtocolError("not_text", f"frame must be text, got {type(frame).__name__}")
+    if not frame:
+        raise ProtocolError("empty", "empty frame")
+    try:
+        obj = _decoder.decode(frame)
+    except RecursionError:
+        raise ProtocolError("not_json", "JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError
+        raise ProtocolError("not_json", f"not JSON ({exc})") from None
+    return parse_object(obj)
+
+
+def parse_object(obj: Any) -> tuple[Event, ...]:
+    """Like :func:`parse` for an already decoded JSON value."""
+    if type(obj) is not dict:
+        raise ProtocolError("not_object", f"JSON {type(obj).__name__} instead of an object")
+    mtype = obj.get("type")
+    if mtype is not None:
+        handler = _DOCUMENTED.get(mtype) if type(mtype) is str else None
+        if handler is None:
+            if mtype == "pong":
+                return ()
+            raise ProtocolError("unknown_type", f"type {_short(mtype)} is not a known message type")
+        if "data" not in obj:
+            raise ProtocolError("bad_field", f"data is missing in a {mtype} message")
+        return (handler(obj["data"], parse_time(obj.get("timestamp"))),)
+    return _snapshot(obj)
+
+
+def _snapshot(obj: dict) -> tuple[Event, ...]:
+    # Real backend snapshot: its timestamp is event-loop seconds, so rows use received_at.
+    out: list[Event] = []
+    if "account" in obj and obj["account"] is not None:
+        out.append(_account(_need_obj_at(obj["account"], "account"), None, "account"))
+    if "positions" in obj and obj["positions"] is not None:
+        out.append(_positions(obj["positions"], None, "positions"))
+    if "performance" in obj and obj["performance"] is not None:
+        out.append(_performance(obj["performance"], None, "performance"))
+    if "status" in obj and obj["status"] is not None:
+        out.append(_status(obj["status"], None, "status"))
+    if not out:
+        raise ProtocolError(
+            "unknown_type", "object has no 'type' and none of account/positions/performance/status"
+        )
+    return tuple(out)
+
+
+def _need_obj_at(v: Any, where: str) -> dict:
+    if type(v) is not dict:
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(v).__name__}")
+    return v
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _clean(v: Any) -> Any:
+    if type(v) is float and not math.isfinite(v):
+        return None if math.isnan(v) else v
+    return v
+
+
+def _drop_nan(d: dict) -> dict:
+    return {k: _clean(v) for k, v in d.items() if not (type(v) is float and math.isnan(v))}
+
+
+def event_to_data(event: Event) -> Any:
+    """The documented ``data`` payload of an event (NaN fields left out)."""
+    if isinstance(event, AccountUpdate):
+        return _drop_nan(
+            {
+                "total_balance": event.total_balance,
+                "available_balance": event.available_balance,
+                "unrealized_pnl": event.unrealized_pnl,
+                "used_percentage": event.used_percentage,
+            }
+        )
+    if isinstance(event, PositionUpdate):
+        return [
+            {
+                k: v
+                for k, v in _drop_nan(
+                    {
+                        "symbol": p.symbol,
+                        "side": p.side,
+                        "position_amt": p.position_amt,
+                        "entry_price": p.entry_price,
+                        "mark_price": p.mark_price,
+                        "unrealized_profit": p.unrealized_profit,
+                        "pnl_percentage": p.pnl_percentage,
+                        "leverage": p.leverage,
+                        "liquidation_price": p.liquidation_price,
+                    }
+                ).items()
+                if v is not None
+            }
+            for p in event.positions
+        ]
+    if isinstance(event, Decision):
+        items = []
+        for it in event.decisions:
+            d = _drop_nan(
+                {
+                    "action": it.action,
+                    "symbol": it.symbol,
+                    "quantity": it.quantity,
+                    "leverage": it.leverage,
+                    "reason": it.reason,
+                    "position_size_usd": it.position_size_usd,
+                    "stop_loss": it.stop_loss,
+                    "take_profit": it.take_profit,
+                }
+            )
+            items.append({k: v for k, v in d.items() if v is not None})
+        out = {"cycle": event.cycle, "agent_id": event.agent_id, "ai_reasoning": event.ai_reasoning}
+        out["decisions"] = items
+        return out
+    if isinstance(event, TradeExecuted):
+        return _drop_nan(
+            {
+                "order_id": event.order_id,
+                "symbol": event.symbol,
+                "side": event.side,
+                "quantity": event.quantity,
+                "price": event.price,
+                "leverage": event.leverage,
+                "status": event.status,
+            }
+        )
+    if isinstance(event, AgentStatus):
+        d = {
+            "agent_id": event.agent_id,
+            "is_running": event.is_running,
+            "cycle_count": event.cycle_count,
+            "last_decision_time": format_time(event.last_decision_time),
+        }
+        if event.name is not None:
+            d["name"] = event.name
+        if not math.isnan(event.runtime_minutes):
+            d["runtime_minutes"] = event.runtime_minutes
+        return d
+    if isinstance(event, Performance):
+        return _drop_nan(
+            {
+                "total_trades": event.total_trades,
+                "wins": event.wins,
+                "losses": event.losses,
+                "win_rate": event.win_rate,
+                "avg_profit": event.avg_profit,
+                "avg_loss": event.avg_loss,
+                "profit_factor": event.profit_factor,
+                "sharpe_ratio": event.sharpe_ratio,
+                "max_drawdown": event.max_drawdown,
+                "total_pnl": event.total_pnl,
+                "best_trade": event.best_trade,
+                "worst_trade": event.worst_trade,
+            }
+        )
+    if isinstance(event, ClosedTrade):
+        return _drop_nan(
+            {
+                "symbol": event.symbol,
+                "side": event.side,
+                "entry_price": event.entry_price,
+                "close_price": event.close_price,
+                "quantity": event.quantity,
+                "leverage": event.leverage,
+                "open_time": format_time(event.open_time),
+                "close_time": format_time(event.close_time),
+                "pnl_usdt": event.pnl_usdt,
+                "pnl_pct": event.pnl_pct,
+            }
+        )
+    raise TypeError(f"not an event: {type(event).__name__}")
+
+
+def encode(event: Event) -> str:
+    """Serialise an event to one documented frame.
+
+    Example:
+        >>> encode(AccountUpdate(None, 1.0, 1.0, 0.0, 0.0))[:26]
+        '{"type": "account_update",'
+    """
+    if isinstance(event, ClosedTrade):
+        raise TypeError("closed trades have no WebSocket message; serve them over REST")
+    return json.dumps(
+        {"type": event.kind, "timestamp": format_time(event.timestamp), "data": event_to_data(event)}
+    )
+
+
+def encode_snapshot(
+    loop_time: float,
+    account: AccountUpdate,
+    positions: PositionUpdate,
+    performance: Performance,
+    status: AgentStatus,
+) -> str:
+    """Serialise one real-backend snapshot (dialect 2), with its field names.
+
+    The real backend names account keys ``total_wallet_balance`` and
+    ``total_unrealized_profit``, omits ``pnl_percentage`` from positions, and writes
+    ``profit_factor`` as the bare ``Infinity`` Python's json emits.
+    """
+    acc = _drop_nan(
+        {
+            "total_wallet_balance": account.total_balance,
+            "available_balance": account.available_balance,
+            "total_unrealized_profit": account.unrealized_pnl,
+        }
+    )
+    pos = event_to_data(positions)
+    for p in pos:
+        p.pop("pnl_percentage", None)
+    st = event_to_data(status)
+    st.pop("last_decision_time", None)
+    return json.dumps(
+        {
+            "timestamp": loop_time,
+            "account": acc,
+            "positions": pos,
+            "performance": event_to_data(performance),
+            "status": st,
+        }
+    )
