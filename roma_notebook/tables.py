@@ -1,0 +1,722 @@
+"""The single writer of accumulated state: events in, pandas DataFrames out.
+
+:class:`Tables` appends events into compact columnar buffers (``array.array`` for
+numbers and times, code arrays for repeated ids, lists only for free text) and
+turns them into DataFrames on access. A DataFrame is built incrementally: only the
+rows that arrived since the last access are converted, then appended to a cached
+frame; a repeat access with no new rows returns the cached frame at once.
+
+Threads: one writer (the stream's ingest, or a loader) and any number of readers.
+The writer holds a short lock per row; a reader holds it only to swap the pending
+rows out (O(1)), and builds the DataFrame outside it, so ingest never waits on a
+slow reader. Readers get shallow copies: pandas 3 copy-on-write makes them
+independent of the cache at no cost.
+
+Example:
+    >>> t = Tables()
+    >>> _ = t.ingest("a", '{"type":"account_update","timestamp":"2025-11-02T10:30:00Z",'
+    ...   '"data":{"total_balance":10050.25,"available_balance":8525.0,'
+    ...   '"unrealized_pnl":50.25,"used_percentage":15.0}}')
+    >>> t.frame("account")["total_balance"].tolist()
+    [10050.25]
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from array import array
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from . import protocol as P
+from .errors import ProtocolError
+
+__all__ = ["Tables", "TABLE_COLUMNS", "TABLE_NAMES", "empty_frame", "RAW_LIMIT"]
+
+#: how much of a bad frame the errors table keeps
+RAW_LIMIT = 2000
+
+_NA_INT = -(2**63)  # sentinel for missing ints and times (numpy's NaT bit pattern)
+
+# Column kinds: f float64 (NaN), q int64, i nullable Int64, t datetime64[ns, UTC],
+# b nullable boolean, s string (free text), c string stored as codes (repeated ids).
+_COMMON = (("agent_id", "c"), ("timestamp", "t"), ("received_at", "t"), ("seq", "q"))
+_POS = (
+    ("symbol", "c"),
+    ("side", "c"),
+    ("position_amt", "f"),
+    ("entry_price", "f"),
+    ("mark_price", "f"),
+    ("unrealized_profit", "f"),
+    ("pnl_percentage", "f"),
+    ("leverage", "i"),
+    ("liquidation_price", "f"),
+)
+_SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
+    "account": (
+        ("total_balance", "f"),
+        ("available_balance", "f"),
+        ("unrealized_pnl", "f"),
+        ("used_percentage", "f"),
+    ),
+    "positions": _POS,
+    "position_history": _POS,
+    "cycles": (("cycle", "i"), ("ai_reasoning", "s"), ("n_decisions", "q")),
+    "decisions": (
+        ("cycle", "i"),
+        ("action", "c"),
+        ("symbol", "c"),
+        ("quantity", "f"),
+        ("leverage", "i"),
+        ("reason", "s"),
+        ("position_size_usd", "f"),
+        ("stop_loss", "f"),
+        ("take_profit", "f"),
+    ),
+    "trades": (
+        ("order_id", "s"),
+        ("symbol", "c"),
+        ("side", "c"),
+        ("quantity", "f"),
+        ("price", "f"),
+        ("leverage", "i"),
+        ("status", "c"),
+    ),
+    "closed_trades": (
+        ("symbol", "c"),
+        ("side", "c"),
+        ("entry_price", "f"),
+        ("close_price", "f"),
+        ("quantity", "f"),
+        ("leverage", "i"),
+        ("open_time", "t"),
+        ("close_time", "t"),
+        ("pnl_usdt", "f"),
+        ("pnl_pct", "f"),
+    ),
+    "status": (
+        ("is_running", "b"),
+        ("cycle_count", "i"),
+        ("last_decision_time", "t"),
+        ("name", "c"),
+        ("runtime_minutes", "f"),
+    ),
+    "performance": (
+        ("total_trades", "i"),
+        ("wins", "i"),
+        ("losses", "i"),
+        ("win_rate", "f"),
+        ("avg_profit", "f"),
+        ("avg_loss", "f"),
+        ("profit_factor", "f"),
+        ("sharpe_ratio", "f"),
+        ("max_drawdown", "f"),
+        ("total_pnl", "f"),
+        ("best_trade", "f"),
+        ("worst_trade", "f"),
+    ),
+    "errors": (("kind", "c"), ("detail", "s"), ("raw", "s"), ("message_type", "c")),
+    "connections": (("event", "c"), ("detail", "s")),
+}
+# `source` tells live rows from REST backfill, log files and simulator replays.
+_SOURCE = (("source", "c"),)
+
+#: table name -> ordered column names (the binding contract of DESIGN.md, plus `source`)
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    name: tuple(c for c, _ in _COMMON + cols + _SOURCE) for name, cols in _SCHEMAS.items()
+}
+TABLE_NAMES: tuple[str, ...] = tuple(_SCHEMAS)
+
+# which table a bad frame's "type" belongs to, for per-table error counts
+_TYPE_TABLE = {
+    "account_update": "account",
+    "position_update": "position_history",
+    "decision": "decisions",
+    "trade_executed": "trades",
+    "agent_status": "status",
+    "performance": "performance",
+}
+
+
+def _dtype(kind: str) -> Any:
+    return {
+        "f": "float64",
+        "q": "int64",
+        "i": "Int64",
+        "t": "datetime64[ns, UTC]",
+        "b": "boolean",
+        "s": "string",
+        "c": "string",
+    }[kind]
+
+
+def empty_frame(name: str) -> pd.DataFrame:
+    """A 0-row DataFrame with the columns and dtypes of table ``name``."""
+    cols = _COMMON + _SCHEMAS[name] + _SOURCE
+    return pd.DataFrame({c: pd.Series([], dtype=_dtype(k)) for c, k in cols})
+
+
+class _Buffer:
+    """Pending rows of one table, column by column."""
+
+    __slots__ = ("cols", "appends", "n")
+
+    def __init__(self, kinds: tuple[str, ...]):
+        self.cols: list[Any] = []
+        for k in kinds:
+            if k in "fqit":
+                self.cols.append(array("d" if k == "f" else "q"))
+            elif k == "b":
+                self.cols.append(array("b"))
+            elif k == "c":
+                self.cols.append(array("i"))
+            else:
+                self.cols.append([])
+        self.appends = [c.append for c in self.cols]
+        self.n = 0
+
+
+class _Table:
+    """One table: pending buffer + cached DataFrame + counters."""
+
+    def __init__(self, name: str, max_rows: int | None):
+        self.name = name
+        spec = _COMMON + _SCHEMAS[name] + _SOURCE
+        self.columns = tuple(c for c, _ in spec)
+        self.kinds = tuple(k for _, k in spec)
+        self.code_cols = [i for i, k in enumerate(self.kinds) if k == "c"]
+        # one dictionary of codes per coded column; ids repeat, text does not
+        self.codes: list[dict[str, int]] = [dict() for _ in self.kinds]
+        self.cats: list[list[str]] = [[] for _ in self.kinds]
+        self.buf = _Buffer(self.kinds)
+        self.cache: pd.DataFrame = empty_frame(name)
+        self.max_rows = max_rows
+        self.total = 0  # rows ever appended
+        self.dropped = 0  # rows dropped by max_rows
+        self.duplicates = 0  # rows refused as duplicates
+        self.version = 0
+
+    def code(self, col: int, value: str | None) -> int:
+        if value is None:
+            return -1
+        d = self.codes[col]
+        c = d.get(value)
+        if c is None:
+            c = d[value] = len(self.cats[col])
+            self.cats[col].append(value)
+        return c
+
+    def trim_pending(self) -> None:
+        # Bound memory when nobody reads: keep at most max_rows pending rows.
+        buf = self.buf
+        excess = buf.n - self.max_rows
+        for c in buf.cols:
+            del c[:excess]
+        buf.n -= excess
+        self.dropped += excess
+
+
+def _to_array(kind: str, col: Any, cats: list[str]) -> Any:
+    if kind == "f":
+        return np.frombuffer(col, dtype=np.float64) if len(col) else np.empty(0)
+    if kind == "q":
+        return np.frombuffer(col, dtype=np.int64) if len(col) else np.empty(0, np.int64)
+    if kind == "i":
+        v = np.frombuffer(col, dtype=np.int64) if len(col) else np.empty(0, np.int64)
+        mask = v == _NA_INT
+        return pd.arrays.IntegerArray(np.where(mask, 0, v), mask)
+    if kind == "t":
+        v = np.frombuffer(col, dtype=np.int64) if len(col) else np.empty(0, np.int64)
+        return pd.DatetimeIndex(v.view("M8[ns]")).tz_localize("UTC").array
+    if kind == "b":
+        v = np.frombuffer(col, dtype=np.int8) if len(col) else np.empty(0, np.int8)
+        return pd.arrays.BooleanArray(v == 1, v < 0)
+    if kind == "c":
+        codes = np.frombuffer(col, dtype=np.int32) if len(col) else np.empty(0, np.int32)
+        mask = codes < 0
+        dictionary = pa.array(cats, type=pa.string())
+        idx = pa.array(codes, mask=mask if mask.any() else None, type=pa.int32())
+        arr = pa.DictionaryArray.from_arrays(idx, dictionary).cast(pa.string())
+        return pd.array(arr, dtype="string")
+    return pd.array(col, dtype="string")
+
+
+def _ns(ts: int | None, fallback: int) -> int:
+    return fallback if ts is None else ts
+
+
+def _i(v: int | None) -> int:
+    # ints beyond int64 cannot be stored; they are as good as missing
+    if v is None or not (-(2**63) < v < 2**63):
+        return _NA_INT
+    return v
+
+
+def _t(v: int | None) -> int:
+    return _NA_INT if v is None else v
+
+
+def _b(v: bool | None) -> int:
+    return -1 if v is None else int(v)
+
+
+class Tables:
+    """Accumulated rows of one or many agents, served as DataFrames.
+
+    Args:
+        max_rows: bound per table; older rows are dropped (and counted) beyond it.
+            None keeps everything.
+
+    Example:
+        >>> t = Tables(max_rows=1000)
+        >>> t.frame("positions").columns[:4].tolist()
+        ['agent_id', 'timestamp', 'received_at', 'seq']
+    """
+
+    def __init__(self, max_rows: int | None = None):
+        if max_rows is not None:
+            if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+                raise ValueError(f"max_rows must be a positive int or None, got {max_rows!r}")
+        self.max_rows = max_rows
+        self._lock = threading.Lock()  # guards pending buffers; held briefly
+        self._build_lock = threading.Lock()  # serialises readers building frames
+        self._t = {name: _Table(name, max_rows) for name in TABLE_NAMES}
+        self._seq: dict[str, int] = {}
+        self._seen_cycles: set[tuple[str, int]] = set()
+        self._seen_orders: set[tuple[str, str]] = set()
+        # latest open position set per agent: {agent: [(received, ts, seq, source, Position)]}
+        self._open: dict[str, tuple[int, int, int, str, tuple[P.Position, ...]]] = {}
+        self._open_version = 0
+        self._open_cache: tuple[int, pd.DataFrame] | None = None
+        self.version = 0  # bumped on every change; views poll it
+
+    # ------------------------------------------------------------ writing
+
+    def next_seq(self, agent_id: str) -> int:
+        """Allocate the next frame sequence number of ``agent_id``."""
+        s = self._seq.get(agent_id, -1) + 1
+        self._seq[agent_id] = s
+        return s
+
+    def ingest(
+        self,
+        agent_id: str,
+        frame: Any,
+        received_ns: int | None = None,
+        source: str = "live",
+    ) -> tuple[P.Event, ...]:
+        """Parse one frame and append its rows; a bad frame becomes an ``errors`` row.
+
+        Returns:
+            The events the frame carried (after de-duplication they may still be
+            returned: callbacks see what arrived). Empty for bad frames and pongs.
+        """
+        if received_ns is None:
+            received_ns = time.time_ns()
+        seq = self.next_seq(agent_id)
+        try:
+            events = P.parse(frame)
+        except ProtocolError as exc:
+            self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq)
+            return ()
+        for ev in events:
+            self.append(agent_id, ev, received_ns, seq, source)
+        return events
+
+    def append(
+        self,
+        agent_id: str,
+        event: P.Event,
+        received_ns: int,
+        seq: int | None = None,
+        source: str = "live",
+    ) -> bool:
+        """Append one event's rows. Returns False when it was a duplicate."""
+        if seq is None:
+            seq = self.next_seq(agent_id)
+        ts = _ns(event.timestamp, received_ns)
+        kind = event.kind
+        if kind == "account_update":
+            e: Any = event
+            self._row(
+                "account",
+                agent_id,
+                ts,
+                received_ns,
+                seq,
+                (e.total_balance, e.available_balance, e.unrealized_pnl, e.used_percentage),
+                source,
+            )
+        elif kind == "position_update":
+            self._positions(agent_id, event, ts, received_ns, seq, source)
+        elif kind == "decision":
+            return self._decision(agent_id, event, ts, received_ns, seq, source)
+        elif kind == "trade_executed":
+            e = event
+            if e.order_id is not None:
+                key = (agent_id, e.order_id)
+                if key in self._seen_orders:
+                    self._t["trades"].duplicates += 1
+                    return False
+                self._seen_orders.add(key)
+            tb = self._t["trades"]
+            self._row(
+                "trades",
+                agent_id,
+                ts,
+                received_ns,
+                seq,
+                (
+                    e.order_id,
+                    tb.code(5, e.symbol),
+                    tb.code(6, e.side),
+                    e.quantity,
+                    e.price,
+                    _i(e.leverage),
+                    tb.code(10, e.status),
+                ),
+                source,
+            )
+        elif kind == "agent_status":
+            e = event
+            tb = self._t["status"]
+            self._row(
+                "status",
+                agent_id,
+                ts,
+                received_ns,
+                seq,
+                (
+                    _b(e.is_running),
+                    _i(e.cycle_count),
+                    _t(e.last_decision_time),
+                    tb.code(7, e.name),
+                    e.runtime_minutes,
+                ),
+                source,
+            )
+        elif kind == "performance":
+            e = event
+            self._row(
+                "performance",
+                agent_id,
+                ts,
+                received_ns,
+                seq,
+                (
+                    _i(e.total_trades),
+                    _i(e.wins),
+                    _i(e.losses),
+                    e.win_rate,
+                    e.avg_profit,
+                    e.avg_loss,
+                    e.profit_factor,
+                    e.sharpe_ratio,
+                    e.max_drawdown,
+                    e.total_pnl,
+                    e.best_trade,
+                    e.worst_trade,
+                ),
+                source,
+            )
+        elif kind == "closed_trade":
+            e = event
+            tb = self._t["closed_trades"]
+            self._row(
+                "closed_trades",
+                agent_id,
+                ts,
+                received_ns,
+                seq,
+                (
+                    tb.code(4, e.symbol),
+                    tb.code(5, e.side),
+                    e.entry_price,
+                    e.close_price,
+                    e.quantity,
+                    _i(e.leverage),
+                    _t(e.open_time),
+                    _t(e.close_time),
+                    e.pnl_usdt,
+                    e.pnl_pct,
+                ),
+                source,
+            )
+        else:  # pragma: no cover - protocol only makes the kinds above
+            raise TypeError(f"unknown event kind {kind!r}")
+        return True
+
+    def _row(
+        self,
+        name: str,
+        agent_id: str,
+        ts: int,
+        received_ns: int,
+        seq: int,
+        values: tuple,
+        source: str,
+    ) -> None:
+        tb = self._t[name]
+        with self._lock:
+            ap = tb.buf.appends
+            ap[0](tb.code(0, agent_id))
+            ap[1](ts)
+            ap[2](received_ns)
+            ap[3](seq)
+            i = 4
+            for v in values:
+                ap[i](v)
+                i += 1
+            ap[i](tb.code(i, source))
+            tb.buf.n += 1
+            tb.total += 1
+            tb.version += 1
+            self.version += 1
+            if tb.max_rows is not None and tb.buf.n > 2 * tb.max_rows:
+                tb.trim_pending()
+
+    def _positions(self, agent_id, event, ts, received_ns, seq, source) -> None:
+        tb = self._t["position_history"]
+        for p in event.positions:
+            self._row(
+                "position_history",
+                agent_id,
+                ts,
+                received_ns,
+                seq,
+                (
+                    tb.code(4, p.symbol),
+                    tb.code(5, p.side),
+                    p.position_amt,
+                    p.entry_price,
+                    p.mark_price,
+                    p.unrealized_profit,
+                    p.pnl_percentage,
+                    _i(p.leverage),
+                    p.liquidation_price,
+                ),
+                source,
+            )
+        with self._lock:
+            # an empty update means the agent is flat: its open set empties
+            open_now = tuple(p for p in event.positions if p.position_amt != 0.0)
+            self._open[agent_id] = (received_ns, ts, seq, source, open_now)
+            self._open_version += 1
+            self.version += 1
+
+    def _decision(self, agent_id, event, ts, received_ns, seq, source) -> bool:
+        if event.cycle is not None:
+            key = (agent_id, event.cycle)
+            if key in self._seen_cycles:
+                self._t["cycles"].duplicates += 1
+                self._t["decisions"].duplicates += len(event.decisions)
+                return False
+            self._seen_cycles.add(key)
+        cycle = _i(event.cycle)
+        self._row(
+            "cycles",
+            agent_id,
+            ts,
+            received_ns,
+            seq,
+            (cycle, event.ai_reasoning, len(event.decisions)),
+            source,
+        )
+        tb = self._t["decisions"]
+        for it in event.decisions:
+            self._row(
+                "decisions",
+                agent_id,
+                ts,
+                received_ns,
+                seq,
+                (
+                    cycle,
+                    tb.code(5, it.action),
+                    tb.code(6, it.symbol),
+                    it.quantity,
+                    _i(it.leverage),
+                    it.reason,
+                    it.position_size_usd,
+                    it.stop_loss,
+                    it.take_profit,
+                ),
+                source,
+            )
+        return True
+
+    def add_error(
+        self,
+        agent_id: str,
+        kind: str,
+        detail: str,
+        raw: Any = None,
+        received_ns: int | None = None,
+        seq: int | None = None,
+        source: str = "live",
+    ) -> None:
+        """Append one ``errors`` row (raw text cut at :data:`RAW_LIMIT` characters)."""
+        if received_ns is None:
+            received_ns = time.time_ns()
+        if seq is None:
+            seq = self._seq.get(agent_id, -1)
+        raw_text, mtype = _raw_text(raw)
+        tb = self._t["errors"]
+        self._row(
+            "errors",
+            agent_id,
+            received_ns,
+            received_ns,
+            seq,
+            (tb.code(4, kind), str(detail)[:RAW_LIMIT], raw_text, tb.code(7, mtype)),
+            source,
+        )
+
+    def add_connection(
+        self, agent_id: str, event: str, detail: str = "", received_ns: int | None = None
+    ) -> None:
+        """Append one ``connections`` row (connected, disconnected, reconnecting, failed)."""
+        if received_ns is None:
+            received_ns = time.time_ns()
+        tb = self._t["connections"]
+        self._row(
+            "connections",
+            agent_id,
+            received_ns,
+            received_ns,
+            self._seq.get(agent_id, -1),
+            (tb.code(4, event), detail),
+            "live",
+        )
+
+    # ------------------------------------------------------------ reading
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """The DataFrame of table ``name`` (a copy the caller may change freely).
+
+        Raises:
+            ValueError: unknown table name.
+        """
+        if name == "positions":
+            return self._positions_frame()
+        tb = self._t.get(name)
+        if tb is None:
+            raise ValueError(f"unknown table {name!r}; tables are {', '.join(TABLE_NAMES)}")
+        with self._build_lock:
+            if tb.buf.n:
+                with self._lock:
+                    buf, tb.buf = tb.buf, _Buffer(tb.kinds)
+                    cats = [list(c) for c in tb.cats]
+                chunk = pd.DataFrame(
+                    {
+                        c: _to_array(k, col, cats[j])
+                        for j, (c, k, col) in enumerate(zip(tb.columns, tb.kinds, buf.cols))
+                    }
+                )
+                if len(tb.cache):
+                    df = pd.concat([tb.cache, chunk], ignore_index=True)
+                else:
+                    df = chunk
+                if tb.max_rows is not None and len(df) > tb.max_rows:
+                    tb.dropped += len(df) - tb.max_rows
+                    df = df.iloc[len(df) - tb.max_rows :].reset_index(drop=True)
+                tb.cache = df
+            return tb.cache.copy(deep=False)
+
+    def _positions_frame(self) -> pd.DataFrame:
+        with self._build_lock:
+            with self._lock:
+                version = self._open_version
+                if self._open_cache is not None and self._open_cache[0] == version:
+                    return self._open_cache[1].copy(deep=False)
+                snapshot = list(self._open.items())
+            cols: dict[str, list] = {c: [] for c in TABLE_COLUMNS["positions"]}
+            for agent, (recv, ts, seq, source, positions) in snapshot:
+                for p in positions:
+                    row = (agent, ts, recv, seq, p.symbol, p.side, p.position_amt, p.entry_price,
+                           p.mark_price, p.unrealized_profit, p.pnl_percentage, p.leverage,
+                           p.liquidation_price, source)
+                    for c, v in zip(cols, row):
+                        cols[c].append(v)
+            df = empty_frame("positions")
+            if cols["agent_id"]:
+                df = pd.DataFrame(
+                    {c: pd.Series(v, dtype=df[c].dtype) for c, v in cols.items()}
+                )
+            self._open_cache = (version, df)
+            return df.copy(deep=False)
+
+    def counts(self) -> dict[str, int]:
+        """Rows ever appended per table (cheap; for views and wait conditions)."""
+        out = {name: tb.total for name, tb in self._t.items()}
+        out["positions"] = sum(len(v[4]) for v in self._open.values())
+        return out
+
+    def table_version(self, name: str) -> int:
+        """A counter that changes whenever table ``name`` changes."""
+        if name == "positions":
+            return self._open_version
+        return self._t[name].version
+
+    def stats(self) -> pd.DataFrame:
+        """Rows, bytes, drops, duplicates and errors per table.
+
+        ``bytes`` is the memory of the cached DataFrame plus the pending buffers.
+        ``errors`` counts bad frames whose ``type`` names a message of that table.
+        """
+        err = self.frame("errors")
+        by_table: dict[str, int] = {}
+        if len(err):
+            mt = err["message_type"].dropna()
+            for t, n in mt.map(_TYPE_TABLE).value_counts().items():
+                by_table[t] = int(n)
+        rows = []
+        for name in TABLE_NAMES:
+            if name == "positions":
+                df = self._positions_frame()
+                rows.append((name, len(df), int(df.memory_usage(deep=False).sum()), 0, 0, 0))
+                continue
+            tb = self._t[name]
+            pending = sum(
+                c.itemsize * len(c) if isinstance(c, array) else 8 * len(c) for c in tb.buf.cols
+            )
+            cached = int(tb.cache.memory_usage(deep=False).sum()) if len(tb.cache) else 0
+            rows.append(
+                (name, len(tb.cache) + tb.buf.n, cached + pending, tb.dropped, tb.duplicates,
+                 by_table.get(name, 0))
+            )
+        out = pd.DataFrame(rows, columns=["table", "rows", "bytes", "dropped", "duplicates", "errors"])
+        return out.set_index("table")
+
+    def agents(self) -> list[str]:
+        """Agent ids seen so far, in first-seen order."""
+        return list(self._seq)
+
+
+def _raw_text(raw: Any) -> tuple[str | None, str | None]:
+    """Cut raw frame text for the errors table and pick its message type if cheap."""
+    if raw is None:
+        return None, None
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        b = bytes(raw[:RAW_LIMIT])
+        return b.decode("utf-8", "backslashreplace")[:RAW_LIMIT], None
+    text = raw if isinstance(raw, str) else repr(raw)
+    mtype = None
+    head = text[:200]
+    for t in _TYPE_TABLE:
+        if f'"type": "{t}"' in head or f'"type":"{t}"' in head:
+            mtype = t
+            break
+    return text[:RAW_LIMIT], mtype
+
+
+def frames_from(tables: Tables, names: Iterable[str] = TABLE_NAMES) -> dict[str, pd.DataFrame]:
+    """All (or the named) tables as a dict of DataFrames."""
+    return {n: tables.frame(n) for n in names}
+
+
+__all__.append("frames_from")
