@@ -782,3 +782,43 @@ def encode_snapshot(
             "status": st,
         }
     )
+
+
+# ---------------------------------------------------------------- REST and log records
+
+
+def decision_record_events(rec: Any, cycle_hint: int | None = None) -> tuple[Event, ...]:
+    """Events of one decision-log record (REST ``/decisions`` item or ``decision_*.json``).
+
+    A record carries the decision (``cycle_number``, ``chain_of_thought``,
+    ``decisions``) and the account and positions at that cycle. ``cycle_hint``
+    (e.g. from the file name) is used when the body lacks a cycle number.
+
+    Raises:
+        ProtocolError: the record is not an object or a field has the wrong type.
+    """
+    if type(rec) is not dict:
+        raise ProtocolError("bad_field", f"decision record must be an object, got {type(rec).__name__}")
+    ts = parse_time(rec.get("timestamp"))
+    dec = _decision(rec, ts, "record")
+    if dec.cycle is None and cycle_hint is not None:
+        dec = Decision(dec.timestamp, cycle_hint, dec.agent_id, dec.ai_reasoning, dec.decisions)
+    out: list[Event] = [dec]
+    acc = rec.get("account_state")
+    if acc is not None:
+        out.append(_account(_need_obj_at(acc, "record.account_state"), ts, "record.account_state"))
+    pos = rec.get("positions")
+    if pos is not None:
+        out.append(_positions(pos, ts, "record.positions"))
+    return tuple(out)
+
+
+def equity_point_event(rec: Any) -> AccountUpdate:
+    """An account row from one ``equity-history`` point (``equity`` → total_balance)."""
+    if type(rec) is not dict:
+        raise ProtocolError("bad_field", f"equity point must be an object, got {type(rec).__name__}")
+    upnl = _num(rec, "unrealized_pnl", "equity")
+    return AccountUpdate(parse_time(rec.get("timestamp")), _num(rec, "equity", "equity"), NaN, upnl, NaN)
+
+
+__all__ += ["decision_record_events", "equity_point_event"]

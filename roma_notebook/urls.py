@@ -1,0 +1,81 @@
+"""Server URLs: normalise what users type, add tokens, and redact them again.
+
+Example:
+    >>> ws_url("http://localhost:8000", "deepseek-chat-v3.1", token="s3cret")
+    'ws://localhost:8000/ws/agents/deepseek-chat-v3.1?token=s3cret'
+    >>> redact('ws://h:1/ws/agents/a?token=s3cret')
+    'ws://h:1/ws/agents/a?token=***'
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+__all__ = ["split_agent_url", "ws_url", "http_base", "redact", "redact_text"]
+
+_AGENT_PATH = re.compile(r"^(?P<prefix>.*?)/ws/agents/(?P<agent>[^/]+)/?$")
+_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+
+
+def _parts(url: str):
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"url must be a non-empty string like 'ws://localhost:8000', got {url!r}")
+    url = url.strip()
+    if "://" not in url:
+        url = "ws://" + url  # "localhost:8000" is what people type
+    parts = urlsplit(url)
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        raise ValueError(
+            f"unsupported URL scheme {parts.scheme!r} in {redact(url)!r}: use ws://, wss://, http:// or https://"
+        )
+    if not parts.hostname:
+        raise ValueError(f"URL {redact(url)!r} has no host")
+    return scheme, parts
+
+
+def split_agent_url(url: str) -> tuple[str, str | None]:
+    """Split a full ``.../ws/agents/{id}`` URL into (base, agent id); else (url, None)."""
+    scheme, parts = _parts(url)
+    m = _AGENT_PATH.match(parts.path)
+    if not m:
+        return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), parts.query, "")), None
+    base = urlunsplit((scheme, parts.netloc, m.group("prefix"), parts.query, ""))
+    return base, unquote(m.group("agent"))
+
+
+def ws_url(base: str, agent_id: str, token: str | None = None) -> str:
+    """The WebSocket URL of one agent under ``base`` (ws/wss/http/https, any path prefix)."""
+    scheme, parts = _parts(base)
+    m = _AGENT_PATH.match(parts.path)
+    prefix = m.group("prefix") if m else parts.path.rstrip("/")
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "token"]
+    if token is not None:
+        query.append(("token", token))
+    path = f"{prefix}/ws/agents/{quote(agent_id, safe='')}"
+    return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
+
+
+def http_base(url: str) -> str:
+    """The REST base (http/https, no agent path, no query) of a ws or http URL."""
+    scheme, parts = _parts(url)
+    m = _AGENT_PATH.match(parts.path)
+    prefix = m.group("prefix") if m else parts.path.rstrip("/")
+    return urlunsplit(("https" if scheme == "wss" else "http", parts.netloc, prefix, "", ""))
+
+
+_TOKEN_RE = re.compile(r"(token=)[^&#\s'\"]*", re.IGNORECASE)
+
+
+def redact(url: str) -> str:
+    """The URL with any ``token=`` value replaced by ``***``."""
+    return _TOKEN_RE.sub(r"\1***", url)
+
+
+def redact_text(text: str, token: str | None) -> str:
+    """Any text (exception messages, log lines) without the token in it."""
+    text = _TOKEN_RE.sub(r"\1***", str(text))
+    if token:
+        text = text.replace(token, "***").replace(quote(token, safe=""), "***")
+    return text
