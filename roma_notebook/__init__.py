@@ -1,5 +1,30 @@
-"""roma_notebook: ROMA-01 AI trading agents, live and recorded, as pandas DataFrames."""
+"""roma_notebook: ROMA-01 AI trading agents, live and recorded, as pandas DataFrames.
+
+Example:
+    >>> import roma_notebook as rn
+    >>> sim = rn.Simulator(agents=("deepseek-chat-v3.1",), seed=7, speed=600).start()  # doctest: +SKIP
+    >>> stream = rn.connect("deepseek-chat-v3.1", url=sim.url)                           # doctest: +SKIP
+    >>> stream.wait_for("decision", count=2).decisions                                  # doctest: +SKIP
+
+Importing the package starts nothing: the background loop starts with the first
+stream, and plotly/ipywidgets load with the first dashboard.
+"""
+
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, ProtocolError, RomaError
+from .rest import agents
+from .stream import AgentStream, StreamGroup, connect
 
 __version__ = "0.1.0"
-__all__ = ["RomaError", "ProtocolError", "ConnectionFailed", "AgentNotFound", "AuthenticationError", "__version__"]
+
+__all__ = [
+    "RomaError",
+    "ProtocolError",
+    "ConnectionFailed",
+    "AgentNotFound",
+    "AuthenticationError",
+    "connect",
+    "AgentStream",
+    "StreamGroup",
+    "agents",
+    "__version__",
+]
