@@ -252,7 +252,9 @@ class AgentStream(TableProperties):
         self._rate_buckets: deque = deque(maxlen=12)  # (second, count)
 
         self._cond = threading.Condition()
-        self._waiters = 0
+        # (kind, count) of each waiting wait_for: ingest wakes a waiter only when
+        # its count is reached, not per frame (per-frame wakeups fight for the GIL)
+        self._targets: list[tuple[str | None, int]] = []
         self._callbacks: dict[str | None, list[Callable]] = {}
         self._runner: _CallbackRunner | None = None
         self._callback_drops = 0
@@ -483,7 +485,7 @@ class AgentStream(TableProperties):
                 counts[None] = counts.get(None, 0) + 1
                 if self._callbacks:
                     self._dispatch(events)
-            if self._waiters:
+            if self._targets and self._target_met():
                 with self._cond:
                     self._cond.notify_all()
 
@@ -577,6 +579,10 @@ class AgentStream(TableProperties):
         self._callbacks = new
         return fn
 
+    def _target_met(self) -> bool:
+        counts = self._kind_counts
+        return any(counts.get(k, 0) >= n for k, n in self._targets)
+
     def _dispatch(self, events: Iterable[Any]) -> None:
         cbs = self._callbacks
         runner = self._runner
@@ -623,8 +629,9 @@ class AgentStream(TableProperties):
             raise ValueError(f"count must be a non-negative int, got {count!r}")
         target = count + (self._kind_counts.get(k, 0) if new else 0)
         deadline = None if timeout is None else time.monotonic() + timeout
+        entry = (k, target)
         with self._cond:
-            self._waiters += 1
+            self._targets = self._targets + [entry]
             try:
                 while True:
                     if self._fatal is not None:
@@ -647,7 +654,9 @@ class AgentStream(TableProperties):
                         )
                     self._cond.wait(0.5 if left is None else min(left, 0.5))
             finally:
-                self._waiters -= 1
+                targets = list(self._targets)
+                targets.remove(entry)
+                self._targets = targets
 
     # ------------------------------------------------------------ data
 
