@@ -163,7 +163,7 @@ def empty_frame(name: str) -> pd.DataFrame:
 class _Buffer:
     """Pending rows of one table, column by column."""
 
-    __slots__ = ("cols", "appends", "n")
+    __slots__ = ("cols", "appends", "value_appends", "n")
 
     def __init__(self, kinds: tuple[str, ...]):
         self.cols: list[Any] = []
@@ -177,6 +177,7 @@ class _Buffer:
             else:
                 self.cols.append([])
         self.appends = [c.append for c in self.cols]
+        self.value_appends = self.appends[4:-1]  # between the common columns and `source`
         self.n = 0
 
 
@@ -462,17 +463,16 @@ class Tables:
     ) -> None:
         tb = self._t[name]
         with self._lock:
-            ap = tb.buf.appends
+            buf = tb.buf
+            ap = buf.appends
             ap[0](tb.code(0, agent_id))
             ap[1](ts)
             ap[2](received_ns)
             ap[3](seq)
-            i = 4
-            for v in values:
-                ap[i](v)
-                i += 1
-            ap[i](tb.code(i, source))
-            tb.buf.n += 1
+            for f, v in zip(buf.value_appends, values):
+                f(v)
+            ap[-1](tb.code(len(ap) - 1, source))
+            buf.n += 1
             tb.total += 1
             tb.version += 1
             self.version += 1
