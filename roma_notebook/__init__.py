@@ -10,6 +10,17 @@ Importing the package starts nothing: the background loop starts with the first
 stream, and plotly/ipywidgets load with the first dashboard.
 """
 
+from .analytics import (
+    action_mix,
+    decision_fills,
+    drawdown,
+    equity,
+    hold_rate,
+    metrics,
+    pnl_by,
+    report,
+    round_trips,
+)
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, ProtocolError, RomaError
 from .rest import agents
 from .stream import AgentStream, StreamGroup, connect
@@ -26,5 +37,14 @@ __all__ = [
     "AgentStream",
     "StreamGroup",
     "agents",
+    "metrics",
+    "report",
+    "equity",
+    "drawdown",
+    "round_trips",
+    "action_mix",
+    "hold_rate",
+    "decision_fills",
+    "pnl_by",
     "__version__",
 ]
