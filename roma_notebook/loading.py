@@ -1,0 +1,1048 @@
+"""Load recordings, Parquet exports and ROMA-01 log folders as a :class:`Recording`.
+
+:func:`load` accepts:
+
+- a recording written by :class:`~roma_notebook.recording.Recorder` (``.jsonl``,
+  ``.jsonl.gz``): its raw frames are replayed through the same
+  :meth:`Tables.ingest <roma_notebook.tables.Tables.ingest>` a live stream uses
+  (``source="recording"``), so the DataFrames equal the live ones, bad frames
+  included. A torn last line (a crash mid-write) or a truncated gzip tail gives
+  at most one ``errors`` row, never an exception;
+- a Parquet export folder written by :func:`roma_notebook.parquet.to_parquet`
+  (rows, dtypes and row order come back exactly);
+- a real ROMA-01 ``logs/decisions`` folder: one agent's folder
+  (``decision_YYYYMMDD_HHMMSS_cycle{N}.json``, ``trade_history.json``,
+  ``equity_history.json``) or the parent folder holding several agents' folders
+  (``source="log"``);
+- a folder of recordings, a glob pattern, or a list of any of these (merged into
+  one set of tables; cycles and fills seen twice are kept once).
+
+A corrupt or truncated file becomes one ``errors`` row (kind ``file``, detail
+naming the file); the rest still loads.
+
+How log files map to tables (times without a zone are taken as UTC):
+
+- a decision file is one "frame": a ``cycles`` row and a ``decisions`` row per
+  item (``chain_of_thought`` is the reasoning; ``position_size_usd``,
+  ``stop_loss``, ``take_profit``, ``reasoning`` are read), an ``account`` row from
+  ``account_state`` (``total_wallet_balance`` is ``total_balance``,
+  ``total_unrealized_profit`` is ``unrealized_pnl``), ``position_history`` rows
+  from ``positions``; the latest decision file gives the open ``positions``. The
+  cycle number comes from the file name when the body lacks it;
+- ``trade_history.json``: one ``closed_trades`` row per trade;
+- ``equity_history.json``: one ``account`` row per point (``equity`` is
+  ``total_balance``, ``unrealized_pnl`` when present), except for cycles that a
+  decision file already gave an account row, so the balance series has one point
+  per cycle;
+- log files have no receive time: ``received_at`` is the record's own time.
+  Within an agent, records are appended in time order.
+
+Example:
+    >>> rec = load("session.jsonl.gz")            # doctest: +SKIP
+    >>> rec.account.groupby("agent_id")["total_balance"].last()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import glob as _glob
+import html
+import json
+import os
+import re
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from . import protocol as P
+from .errors import ProtocolError
+from .recording import RECORDING_FORMAT, RECORDING_VERSION
+from .tables import TABLE_NAMES, Tables
+
+__all__ = ["load", "Recording", "ACCEPTED_FORMATS"]
+
+#: what :func:`load` reads, for error messages and docs
+ACCEPTED_FORMATS = (
+    "a recording (.jsonl or .jsonl.gz written by roma_notebook), "
+    "a Parquet export folder (with _manifest.json, written by to_parquet), "
+    "a ROMA-01 logs/decisions folder (one agent's folder with decision_*.json, "
+    "trade_history.json, equity_history.json, or the parent of several), "
+    "a folder of recordings, or a list of any of these"
+)
+
+_DECISION_NAME = re.compile(r"^decision_(\d{8})_(\d{6})(?:_cycle(-?\d+))?.*\.json$")
+_LOG_FILES = ("trade_history.json", "equity_history.json")
+_RECORDING_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+_CHUNK = 1 << 20  # bytes read per step: big enough to amortise, small enough for progress
+
+
+# ---------------------------------------------------------------- Recording
+
+
+class Recording:
+    """Tables loaded from files, with the same table properties as a live stream.
+
+    Attributes:
+        tables: the :class:`~roma_notebook.tables.Tables` holding the rows.
+        paths: the files and folders it was loaded from.
+        url: server URL of the (first) recording header, without any token; None
+            for exports and logs.
+
+    Example:
+        >>> rec = load("session.jsonl.gz")   # doctest: +SKIP
+        >>> rec.decisions.query("action != 'hold'")   # doctest: +SKIP
+        >>> rec.to_parquet("out/")   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        tables: Tables,
+        paths: Iterable[Any] = (),
+        *,
+        url: str | None = None,
+        agent_ids: Iterable[str] = (),
+    ):
+        self.tables = tables
+        self.paths = [str(p) for p in paths]
+        self.url = url
+        self._declared = [a for a in agent_ids]
+
+    # -- the DESIGN.md table properties
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """The DataFrame of table ``name`` (one of ``roma_notebook.tables.TABLE_NAMES``)."""
+        return self.tables.frame(name)
+
+    _frame = frame  # the name stream.TableProperties uses
+
+    @property
+    def account(self) -> pd.DataFrame:
+        """Account updates: total/available balance, unrealised P&L, margin use."""
+        return self.tables.frame("account")
+
+    @property
+    def positions(self) -> pd.DataFrame:
+        """Open positions at the end of the recording, one row per (agent, symbol, side)."""
+        return self.tables.frame("positions")
+
+    @property
+    def position_history(self) -> pd.DataFrame:
+        """Every position row of every position update."""
+        return self.tables.frame("position_history")
+
+    @property
+    def cycles(self) -> pd.DataFrame:
+        """One row per decision message: cycle, reasoning, number of actions."""
+        return self.tables.frame("cycles")
+
+    @property
+    def decisions(self) -> pd.DataFrame:
+        """One row per action of a decision message."""
+        return self.tables.frame("decisions")
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """Fills (``trade_executed``), de-duplicated by order id."""
+        return self.tables.frame("trades")
+
+    @property
+    def closed_trades(self) -> pd.DataFrame:
+        """Round trips with realised P&L (log files, REST backfill)."""
+        return self.tables.frame("closed_trades")
+
+    @property
+    def status(self) -> pd.DataFrame:
+        """Agent status messages."""
+        return self.tables.frame("status")
+
+    @property
+    def performance(self) -> pd.DataFrame:
+        """Performance snapshots of the real backend."""
+        return self.tables.frame("performance")
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """Frames and files that could not be used."""
+        return self.tables.frame("errors")
+
+    @property
+    def connections(self) -> pd.DataFrame:
+        """Connection events stored in the recording."""
+        return self.tables.frame("connections")
+
+    # -- the rest
+
+    @property
+    def agent_ids(self) -> list[str]:
+        """Agents with rows (first-seen order), then agents only named in headers."""
+        seen = [a for a in self.tables.agents() if isinstance(a, str)]
+        return seen + [a for a in self._declared if a not in seen]
+
+    def stats(self) -> pd.DataFrame:
+        """Rows, bytes, drops, duplicates and errors per table."""
+        return self.tables.stats()
+
+    def to_parquet(self, directory: Any, *, partition_by_date: bool = True) -> Path:
+        """Export as hive-partitioned Parquet (see :func:`roma_notebook.parquet.to_parquet`)."""
+        from .parquet import to_parquet
+
+        return to_parquet(self, directory, partition_by_date=partition_by_date)
+
+    def metrics(self, **kw: Any) -> pd.DataFrame:
+        """Performance metrics, one row per agent (:func:`roma_notebook.analytics.metrics`)."""
+        from . import analytics  # lazy: analytics pulls in more than loading needs
+
+        return analytics.metrics(self, **kw)
+
+    def _source_text(self) -> str:
+        if not self.paths:
+            return "(no files)"
+        if len(self.paths) == 1:
+            return self.paths[0]
+        return f"{self.paths[0]} and {len(self.paths) - 1} more"
+
+    def __repr__(self) -> str:
+        c = self.tables.counts()
+        rows = ", ".join(f"{n}={c[n]}" for n in ("account", "positions", "cycles", "decisions", "trades",
+                                                 "closed_trades", "errors"))
+        return f"Recording({self._source_text()!r}, agents={self.agent_ids!r}, rows: {rows})"
+
+    def _repr_html_(self) -> str:
+        c = self.tables.counts()
+        rows = "".join(
+            f"<tr><td>{html.escape(n)}</td><td style='text-align:right'>{c[n]:,}</td></tr>"
+            for n in TABLE_NAMES
+            if c[n] or n in ("account", "decisions", "errors")
+        )
+        agents = ", ".join(html.escape(a) for a in self.agent_ids) or "none"
+        return (
+            f"<div><b>Recording</b> <code>{html.escape(self._source_text())}</code><br>"
+            f"agents: {agents}<table><tr><th>table</th><th>rows</th></tr>{rows}</table></div>"
+        )
+
+
+# ---------------------------------------------------------------- progress
+
+
+class _Progress:
+    """A progress bar that appears only for loads taking over a second.
+
+    ``enabled``: None shows a bar once a second has passed, True from the start,
+    False never. The bar is tqdm.auto when installed (a widget in Jupyter, text
+    elsewhere), else an ipywidgets IntProgress inside a kernel, else nothing.
+    """
+
+    def __init__(self, total: int, desc: str, enabled: bool | None):
+        self.total = max(int(total), 1)
+        self.desc = desc
+        self.enabled = enabled
+        self.done = 0
+        self.start = time.monotonic()
+        self.bar: Any = None
+        self.kind: str | None = None
+        self._last_shown = 0
+        self._last_check = self.start
+        if enabled:
+            self._open()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.enabled is False:
+            return
+        if self.bar is None:
+            now = time.monotonic()
+            if self.kind is None and now - self.start >= 1.0:
+                self._open()
+            return
+        self._show()
+
+    def _open(self) -> None:
+        self.kind = "none"
+        try:
+            from tqdm.auto import tqdm  # optional: not a dependency
+
+            self.bar = tqdm(total=self.total, initial=self.done, desc=self.desc, unit="B",
+                            unit_scale=True, unit_divisor=1024, leave=False)
+            self.kind = "tqdm"
+            return
+        except Exception:
+            pass
+        if _in_kernel():
+            try:
+                import ipywidgets as w
+                from IPython.display import display
+
+                self.bar = w.IntProgress(value=0, min=0, max=1000, description=self.desc[:20])
+                display(self.bar)
+                self.kind = "widget"
+                self._show()
+            except Exception:
+                self.bar = None
+
+    def _show(self) -> None:
+        if self.kind == "tqdm":
+            self.bar.update(self.done - self._last_shown)
+            self._last_shown = self.done
+        elif self.kind == "widget":
+            self.bar.value = min(1000, int(1000 * self.done / self.total))
+
+    def close(self) -> None:
+        if self.bar is None:
+            return
+        try:
+            if self.kind == "tqdm":
+                self.bar.close()
+            elif self.kind == "widget":
+                self.bar.close()
+        except Exception:  # pragma: no cover - a bar must never fail a load
+            pass
+        self.bar = None
+
+
+def _in_kernel() -> bool:
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        return ip is not None and getattr(ip, "kernel", None) is not None
+    except Exception:  # pragma: no cover
+        return False
+
+
+# ---------------------------------------------------------------- classification
+
+
+def _expand(path_or_paths: Any) -> list[Path]:
+    if isinstance(path_or_paths, (str, os.PathLike)):
+        items = [path_or_paths]
+    elif isinstance(path_or_paths, Iterable) and not isinstance(path_or_paths, (bytes, dict)):
+        items = list(path_or_paths)
+        if not items:
+            raise ValueError("load() needs at least one path; got an empty list")
+    else:
+        raise TypeError(
+            f"load() takes a path or a list of paths, got {type(path_or_paths).__name__}"
+        )
+    out: list[Path] = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            raise TypeError(f"paths must be str or os.PathLike, got {type(item).__name__}")
+        p = Path(os.fspath(item)).expanduser()
+        if p.exists():
+            out.append(p)
+            continue
+        text = str(p)
+        if any(ch in text for ch in "*?["):
+            matches = sorted(_glob.glob(text, recursive=True))
+            if matches:
+                out.extend(Path(m) for m in matches)
+                continue
+            raise FileNotFoundError(f"no file matches {text!r}")
+        raise FileNotFoundError(f"no such file or folder: {text!r} (load() reads {ACCEPTED_FORMATS})")
+    return out
+
+
+def _is_decision_file(p: Path) -> bool:
+    return p.name.startswith("decision_") and p.name.endswith(".json")
+
+
+def _has_log_files(d: Path) -> bool:
+    try:
+        return any((d / f).is_file() for f in _LOG_FILES) or any(
+            _is_decision_file(c) for c in d.iterdir() if c.is_file()
+        )
+    except OSError:
+        return False
+
+
+def _sniff_recording(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4096)
+        if head[:2] == b"\x1f\x8b":
+            head = zlib.decompressobj(31).decompress(head, 4096)
+    except (OSError, zlib.error):
+        return False
+    return RECORDING_FORMAT.encode() in head.split(b"\n", 1)[0]
+
+
+def _classify(p: Path) -> list[tuple[str, Path, str | None]]:
+    """(kind, path, agent) items to load for one path; ValueError when unrecognised."""
+    if p.is_dir():
+        from .parquet import is_export
+
+        if is_export(p):
+            return [("parquet", p, None)]
+        if _has_log_files(p):
+            return [("log_agent", p, p.name)]
+        subdirs = sorted(c for c in p.iterdir() if c.is_dir() and not c.name.startswith("."))
+        agents = [c for c in subdirs if _has_log_files(c)]
+        if agents:
+            return [("log_agent", c, c.name) for c in agents]
+        if (p / "decisions").is_dir():  # the logs/ folder above logs/decisions
+            return _classify(p / "decisions")
+        recs = sorted(
+            c for c in p.iterdir() if c.is_file() and c.name.endswith(_RECORDING_SUFFIXES)
+        )
+        if recs:
+            return [("recording", c, None) for c in recs]
+        if (p / "account").is_dir() and any((p / "account").glob("**/*.parquet")):
+            return [("parquet", p, None)]  # an export whose manifest was lost
+        raise ValueError(f"{str(p)!r} is a folder load() does not recognise; it reads {ACCEPTED_FORMATS}")
+    name = p.name
+    if name.endswith(_RECORDING_SUFFIXES):
+        return [("recording", p, None)]
+    if name == "_manifest.json":
+        return [("parquet", p.parent, None)]
+    if _is_decision_file(p) or name in _LOG_FILES:
+        return [("log_file", p, p.parent.name)]
+    if _sniff_recording(p):
+        return [("recording", p, None)]
+    raise ValueError(f"{str(p)!r} is not a file load() recognises; it reads {ACCEPTED_FORMATS}")
+
+
+def _size(p: Path) -> int:
+    try:
+        if p.is_dir():
+            return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        return p.stat().st_size
+    except OSError:
+        return 0
+
+
+# ---------------------------------------------------------------- load
+
+
+def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | None = None) -> Recording:
+    """Load recordings, Parquet exports and ROMA-01 log folders into one :class:`Recording`.
+
+    Args:
+        path_or_paths: a path (``str`` or ``os.PathLike``), a glob pattern, or a
+            list of them; see the module docs for the formats. Several paths are
+            merged into one set of tables.
+        max_rows: keep at most this many rows per table (the newest), like
+            ``connect(max_rows=...)``; None keeps everything.
+        progress: None shows a progress bar when the load takes over a second
+            (tqdm if installed, else an ipywidgets bar inside Jupyter), True
+            always, False never.
+
+    Returns:
+        A :class:`Recording` with the table properties of a live stream.
+
+    Raises:
+        FileNotFoundError: a path does not exist (or a pattern matches nothing).
+        ValueError: a path is not in a format ``load`` reads (the message lists
+            them), or a recording/export was written by a newer version.
+        TypeError: ``path_or_paths`` is not a path or a list of paths.
+
+    Example:
+        >>> rec = load(["day1.jsonl.gz", "day2.jsonl.gz"])   # doctest: +SKIP
+        >>> rec.stats()   # doctest: +SKIP
+    """
+    paths = _expand(path_or_paths)
+    plan: list[tuple[str, Path, str | None]] = []
+    for p in paths:
+        plan.extend(_classify(p))
+    tables = Tables(max_rows=max_rows)
+    total = sum(_size(p) for _, p, _ in plan)
+    desc = paths[0].name if len(paths) == 1 else f"{len(paths)} inputs"
+    prog = _Progress(total, f"loading {desc}", progress)
+    ctx = _Context(tables, prog)
+    try:
+        for kind, p, agent in plan:
+            if kind == "recording":
+                _load_recording(ctx, p)
+            elif kind == "parquet":
+                _load_parquet(ctx, p)
+            elif kind == "log_agent":
+                _load_log_agent(ctx, agent or p.name, _log_files_of(p))
+            else:  # log_file
+                _load_log_agent(ctx, agent or p.parent.name, [p])
+    finally:
+        prog.close()
+    return Recording(tables, paths, url=ctx.url, agent_ids=ctx.declared)
+
+
+class _Context:
+    def __init__(self, tables: Tables, progress: _Progress):
+        self.tables = tables
+        self.progress = progress
+        self.url: str | None = None
+        self.declared: list[str] = []
+
+
+# ---------------------------------------------------------------- recordings
+
+
+class _Blocks:
+    """Decompressed bytes of a (possibly gzip, multi-member, truncated) file, in chunks.
+
+    Never raises for damaged data: after iteration ``problem`` says what was wrong
+    (truncated gzip, corrupt data), or is None.
+    """
+
+    def __init__(self, path: Path, progress: Callable[[int], None]):
+        self.path = path
+        self.progress = progress
+        self.problem: str | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            first = f.read(_CHUNK)
+            if first[:2] != b"\x1f\x8b":
+                data = first
+                while data:
+                    self.progress(len(data))
+                    yield data
+                    data = f.read(_CHUNK)
+                return
+            # Our own streaming gunzip: gzip.GzipFile raises at a missing trailer
+            # and can lose the data decoded in that last read.
+            d = zlib.decompressobj(31)
+            data = first
+            consumed = 0
+            while data:
+                self.progress(len(data))
+                out = []
+                try:
+                    out.append(d.decompress(data))
+                    while d.eof and d.unused_data:
+                        rest = d.unused_data
+                        if not rest.lstrip(b"\x00"):  # zero padding after the last member
+                            break
+                        d = zlib.decompressobj(31)
+                        out.append(d.decompress(rest))
+                except zlib.error as exc:
+                    if out:
+                        yield b"".join(out)
+                    self.problem = f"corrupt gzip data after byte {consumed} ({exc})"
+                    return
+                consumed += len(data)
+                yield b"".join(out)
+                data = f.read(_CHUNK)
+            tail = d.flush()
+            if tail:
+                yield tail
+            if not d.eof:
+                self.problem = "gzip stream ends early (the recording was not closed)"
+
+
+_AGENT_IN_LINE = re.compile(rb'"agent"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_T_IN_LINE = re.compile(rb'"t"\s*:\s*(\d+)')
+
+
+def _load_recording(ctx: _Context, path: Path) -> None:
+    tables = ctx.tables
+    ingest = tables.ingest
+    add_error = tables.add_error
+    loads = json.loads
+    b64 = base64.b64decode
+    blocks = _Blocks(path, ctx.progress.update)
+    state = {"agent": None, "t": None}
+    carry = b""
+    lineno = 0
+    src = "recording"
+    first = [True]
+
+    def bad(line: bytes, why: str) -> None:
+        # A line we cannot use: one errors row naming file and line.
+        agent, t = _guess_agent_time(line, state, path)
+        seq = tables.next_seq(agent) if agent is not None else None
+        add_error(agent, "file", f"{path}: line {lineno}: {why}",
+                  line.decode("utf-8", "backslashreplace"), t, seq=seq, source=src)
+
+    def handle(line: bytes) -> None:
+        try:
+            rec = loads(line)
+        except ValueError as exc:
+            bad(line, f"not JSON ({exc})")
+            return
+        if type(rec) is not dict:
+            bad(line, "not a JSON object")
+            return
+        if first[0]:
+            first[0] = False
+            if "format" not in rec and "frame" not in rec:
+                raise ValueError(
+                    f"{str(path)!r} is not a roma_notebook recording (its first line is not a "
+                    f"recording header); load() reads {ACCEPTED_FORMATS}"
+                )
+        if "frame" in rec:
+            t = rec.get("t")
+            agent = rec.get("agent")
+            frame = rec["frame"]
+            if type(t) is not int or type(agent) is not str:
+                bad(line, "frame line without an int 't' and a string 'agent'")
+                return
+            if rec.get("binary"):
+                try:
+                    frame = b64(frame, validate=True)
+                except (binascii.Error, TypeError, ValueError) as exc:
+                    bad(line, f"binary frame is not base64 ({exc})")
+                    return
+            state["agent"] = agent
+            state["t"] = t
+            ingest(agent, frame, t, src)
+        elif "format" in rec:
+            _header(ctx, rec, path)
+        elif "connection" in rec:
+            t = rec.get("t")
+            agent = rec.get("agent")
+            if type(t) is not int or type(agent) is not str:
+                bad(line, "connection line without an int 't' and a string 'agent'")
+                return
+            tables.add_connection(agent, str(rec["connection"]), str(rec.get("detail") or ""), t)
+        else:
+            bad(line, "neither a header, a frame nor a connection event")
+
+    for block in blocks:
+        if carry:
+            block = carry + block
+        lines = block.split(b"\n")
+        carry = lines.pop()
+        for line in lines:
+            lineno += 1
+            if line.strip():
+                handle(line)
+    problems = []
+    if carry.strip():
+        lineno += 1
+        try:
+            complete = loads(carry) is not None
+        except ValueError:
+            complete = False
+        if complete:  # a last line without its newline is still a whole line
+            handle(carry)
+            carry = b""
+        else:
+            problems.append(f"torn last line ({len(carry)} bytes)")
+    if blocks.problem and (problems or "corrupt" in blocks.problem):
+        problems.append(blocks.problem)
+    # A gzip without its trailer that ends on a line boundary lost nothing we can
+    # see: the recorder flushes whole lines. Only usable-data problems make a row.
+    if problems:
+        agent, t = _guess_agent_time(carry, state, path)
+        seq = tables.next_seq(agent) if agent is not None and carry.strip() else None
+        add_error(agent, "file", f"{path}: " + "; ".join(problems),
+                  carry.decode("utf-8", "backslashreplace") or None, t, seq=seq, source=src)
+
+
+def _guess_agent_time(line: bytes, state: dict, path: Path) -> tuple[str | None, int]:
+    agent = state["agent"]
+    t = state["t"]
+    m = _AGENT_IN_LINE.search(line)
+    if m:
+        try:
+            agent = json.loads(b'"' + m.group(1) + b'"')
+        except ValueError:
+            pass
+    m = _T_IN_LINE.search(line)
+    if m and len(m.group(1)) <= 19:
+        t = int(m.group(1))
+    if t is None:
+        t = _mtime_ns(path)
+    return agent, t
+
+
+def _header(ctx: _Context, rec: dict, path: Path) -> None:
+    if rec.get("format") != RECORDING_FORMAT:
+        raise ValueError(f"{path} is not a roma_notebook recording (format {rec.get('format')!r})")
+    version = rec.get("version")
+    if not isinstance(version, int) or version > RECORDING_VERSION:
+        raise ValueError(
+            f"{path} is a version {version!r} recording; this roma_notebook reads version "
+            f"{RECORDING_VERSION} or older: upgrade roma_notebook"
+        )
+    if ctx.url is None and isinstance(rec.get("url"), str):
+        from .recording import safe_url
+
+        ctx.url = safe_url(rec["url"])  # even a hand-edited header never shows a token
+    ids = rec.get("agent_ids")
+    if isinstance(ids, list):
+        for a in ids:
+            if isinstance(a, str) and a not in ctx.declared:
+                ctx.declared.append(a)
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # pragma: no cover
+        return time.time_ns()
+
+
+# ---------------------------------------------------------------- Parquet exports
+
+
+def _load_parquet(ctx: _Context, root: Path) -> None:
+    from .parquet import read_export
+
+    frames, manifest, problems = read_export(root, progress=ctx.progress.update)
+    agents = manifest.get("agents") if isinstance(manifest.get("agents"), list) else []
+    counters = manifest.get("tables") if isinstance(manifest.get("tables"), dict) else {}
+    _inject(ctx.tables, frames, [a for a in agents if isinstance(a, str)], counters)
+    now = _mtime_ns(root)
+    for detail in problems:
+        ctx.tables.add_error(None, "file", detail, None, now, source="parquet")
+
+
+def _inject(tables: Tables, frames: dict[str, pd.DataFrame], agents: list[str], counters: dict) -> None:
+    """Append whole DataFrames to ``tables`` as if their rows had been ingested.
+
+    Replaying a million Parquet rows through ``Tables.append`` would cost seconds;
+    this puts the frames straight into the tables' caches. It relies on ``Tables``
+    internals (cache, counters, de-dup sets, the open-position map): keep it in
+    step with tables.py.
+    """
+    # agents in first-seen order: manifest order, then any others found in rows
+    order = list(agents)
+    for df in frames.values():
+        if len(df):
+            for a in df["agent_id"].dropna().unique():
+                if a not in order:
+                    order.append(a)
+    # Merging into tables that already hold an agent: continue its seq numbering.
+    offsets = {a: tables._seq[a] + 1 for a in order if a in tables._seq}
+    if offsets:
+        frames = {n: _shift_seq(df, offsets) for n, df in frames.items()}
+    frames = dict(frames)
+    frames["cycles"], frames["decisions"], dup_c, dup_d = _drop_seen_cycles(
+        tables, frames["cycles"], frames["decisions"]
+    )
+    frames["trades"], dup_t = _drop_seen_orders(tables, frames["trades"])
+    extra_dups = {"cycles": dup_c, "decisions": dup_d, "trades": dup_t}
+    for name in TABLE_NAMES:
+        if name == "positions":
+            continue
+        df = frames[name]
+        meta = counters.get(name) if isinstance(counters.get(name), dict) else {}
+        current = tables.frame(name)  # moves pending rows into the cache first
+        tb = tables._t[name]
+        with tables._build_lock:
+            merged = pd.concat([current, df], ignore_index=True) if len(current) and len(df) else (
+                df if len(df) else current
+            )
+            if tables.max_rows is not None and len(merged) > tables.max_rows:
+                tb.dropped += len(merged) - tables.max_rows
+                merged = merged.iloc[len(merged) - tables.max_rows:].reset_index(drop=True)
+            tb.cache = merged
+            tb.total += len(df)
+            tb.dropped += int(meta.get("dropped") or 0)
+            tb.duplicates += int(meta.get("duplicates") or 0) + extra_dups.get(name, 0)
+            tb.version += 1
+        tables.version += 1
+    # per-agent seq counters, registered in first-seen order
+    top: dict[str, int] = {}
+    for df in frames.values():
+        if len(df):
+            for a, s in df.groupby("agent_id", observed=True, sort=False)["seq"].max().items():
+                top[a] = max(top.get(a, -1), int(s))
+    for a in order:
+        tables._seq[a] = max(tables._seq.get(a, -1), top.get(a, -1))
+    _restore_open_positions(tables, frames["positions"])
+
+
+def _shift_seq(df: pd.DataFrame, offsets: dict[str, int]) -> pd.DataFrame:
+    if not len(df):
+        return df
+    add = df["agent_id"].map(offsets).fillna(0).astype("int64").to_numpy()
+    seq = df["seq"].to_numpy()
+    return df.assign(seq=np.where(seq >= 0, seq + add, seq))
+
+
+def _drop_seen_cycles(tables: Tables, cycles: pd.DataFrame, decisions: pd.DataFrame):
+    keys = [
+        (a, int(c)) for a, c in zip(cycles["agent_id"], cycles["cycle"]) if a is not pd.NA and c is not pd.NA
+    ]
+    seen = tables._seen_cycles
+    if seen and keys:
+        def mask(df: pd.DataFrame) -> np.ndarray:
+            return np.array(
+                [not (a is not pd.NA and c is not pd.NA and (a, int(c)) in seen)
+                 for a, c in zip(df["agent_id"], df["cycle"])],
+                dtype=bool,
+            )
+
+        mc, md = mask(cycles), mask(decisions)
+        dup_c, dup_d = int((~mc).sum()), int((~md).sum())
+        cycles = cycles[mc].reset_index(drop=True)
+        decisions = decisions[md].reset_index(drop=True)
+        keys = [
+            (a, int(c)) for a, c in zip(cycles["agent_id"], cycles["cycle"]) if a is not pd.NA and c is not pd.NA
+        ]
+    else:
+        dup_c = dup_d = 0
+    seen.update(keys)
+    return cycles, decisions, dup_c, dup_d
+
+
+def _drop_seen_orders(tables: Tables, trades: pd.DataFrame):
+    seen = tables._seen_orders
+    keys = [(a, o) for a, o in zip(trades["agent_id"], trades["order_id"]) if a is not pd.NA and o is not pd.NA]
+    dup = 0
+    if seen and keys:
+        m = np.array(
+            [not (a is not pd.NA and o is not pd.NA and (a, o) in seen)
+             for a, o in zip(trades["agent_id"], trades["order_id"])],
+            dtype=bool,
+        )
+        dup = int((~m).sum())
+        trades = trades[m].reset_index(drop=True)
+        keys = [(a, o) for a, o in zip(trades["agent_id"], trades["order_id"]) if a is not pd.NA and o is not pd.NA]
+    seen.update(keys)
+    return trades, dup
+
+
+def _restore_open_positions(tables: Tables, positions: pd.DataFrame) -> None:
+    if not len(positions):
+        return
+    ts = pd.DatetimeIndex(positions["timestamp"]).asi8
+    recv = pd.DatetimeIndex(positions["received_at"]).asi8
+    rows = positions.astype(object).where(positions.notna(), None).to_dict("records")
+    by_agent: dict[str, list] = {}
+    heads: dict[str, tuple] = {}
+    for i, r in enumerate(rows):
+        a = r["agent_id"]
+        if a is None:
+            continue
+        heads.setdefault(a, (int(recv[i]), int(ts[i]), int(r["seq"]), r["source"] or "parquet"))
+        nan = float("nan")
+        by_agent.setdefault(a, []).append(
+            P.Position(
+                r["symbol"], r["side"],
+                nan if r["position_amt"] is None else float(r["position_amt"]),
+                nan if r["entry_price"] is None else float(r["entry_price"]),
+                nan if r["mark_price"] is None else float(r["mark_price"]),
+                nan if r["unrealized_profit"] is None else float(r["unrealized_profit"]),
+                nan if r["pnl_percentage"] is None else float(r["pnl_percentage"]),
+                None if r["leverage"] is None else int(r["leverage"]),
+                nan if r["liquidation_price"] is None else float(r["liquidation_price"]),
+            )
+        )
+    with tables._lock:
+        for a, plist in by_agent.items():
+            recv_ns, ts_ns, seq, source = heads[a]
+            tables._open[a] = (recv_ns, ts_ns, seq, source, tuple(plist))
+        tables._open_version += 1
+        tables.version += 1
+
+
+# ---------------------------------------------------------------- ROMA-01 logs
+
+
+def _log_files_of(folder: Path) -> list[Path]:
+    files = [c for c in folder.iterdir() if c.is_file() and (_is_decision_file(c) or c.name in _LOG_FILES)]
+    return sorted(files, key=lambda c: c.name)
+
+
+def _name_time_cycle(name: str) -> tuple[int | None, int | None]:
+    m = _DECISION_NAME.match(name)
+    if not m:
+        return None, None
+    d, t, c = m.groups()
+    ts = P.parse_time(f"{d[:4]}-{d[4:6]}-{d[6:]}T{t[:2]}:{t[2:4]}:{t[4:]}")
+    return ts, (int(c) if c is not None else None)
+
+
+def _read_text(path: Path, ctx: _Context) -> str:
+    data = path.read_bytes()
+    ctx.progress.update(len(data))
+    # a crash mid-write can cut a UTF-8 sequence: replace it, the JSON parse decides
+    return data.decode("utf-8", "replace")
+
+
+def _salvage_list(text: str) -> tuple[list, str | None]:
+    """The items of a JSON array, as many as parse before any damage, and the damage."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        dec = json.JSONDecoder()
+        items: list = []
+        i = len(text) - len(text.lstrip())
+        if not text[i:i + 1] == "[":
+            return [], f"not JSON ({exc})"
+        i += 1
+        n = len(text)
+        while True:
+            while i < n and text[i] in " \t\r\n":
+                i += 1
+            if i >= n or text[i] == "]":
+                break
+            try:
+                obj, i = dec.raw_decode(text, i)
+            except ValueError:
+                break
+            items.append(obj)
+            while i < n and text[i] in " \t\r\n":
+                i += 1
+            if i < n and text[i] == ",":
+                i += 1
+        return items, f"truncated or corrupt JSON ({exc}); {len(items)} complete items read"
+    if not isinstance(value, list):
+        return [], f"expected a JSON list, got {type(value).__name__}"
+    return value, None
+
+
+def _load_log_agent(ctx: _Context, agent: str, files: list[Path]) -> None:
+    """Read one agent's log files and append their rows in time order."""
+    # unit: (time ns, tie-break, payload); payload ("events", [events]) or ("error", detail, raw)
+    units: list[tuple[int, int, tuple]] = []
+    account_cycles: set[int] = set()
+    account_times: set[int] = set()
+    equity_file = None
+    for path in files:
+        if path.name == "equity_history.json":
+            equity_file = path  # after the decision files: it skips cycles they covered
+            continue
+        if path.name == "trade_history.json":
+            _read_trades(ctx, path, units)
+        else:
+            _read_decision(ctx, path, units, account_cycles, account_times)
+    if equity_file is not None:
+        _read_equity(ctx, equity_file, units, account_cycles, account_times)
+    units.sort(key=lambda u: u[0])  # stable: equal times keep file order
+    tables = ctx.tables
+    for ns, _, payload in units:
+        seq = tables.next_seq(agent)
+        if payload[0] == "events":
+            for ev in payload[1]:
+                tables.append(agent, ev, ns, seq, "log")
+        else:
+            tables.add_error(agent, "file", payload[1], payload[2], ns, seq=seq, source="log")
+
+
+def _read_decision(ctx: _Context, path: Path, units: list, account_cycles: set, account_times: set) -> None:
+    name_ts, name_cycle = _name_time_cycle(path.name)
+    tie = len(units)
+    try:
+        text = _read_text(path, ctx)
+    except OSError as exc:
+        units.append((name_ts or _mtime_ns(path), tie, ("error", f"{path}: unreadable ({exc})", None)))
+        return
+    fallback = name_ts if name_ts is not None else _mtime_ns(path)
+    if not text.strip():
+        units.append((fallback, tie, ("error", f"{path}: empty file", None)))
+        return
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        units.append((fallback, tie, ("error", f"{path}: truncated or corrupt JSON ({exc})", text)))
+        return
+    if not isinstance(body, dict):
+        units.append((fallback, tie, ("error", f"{path}: expected a JSON object, got {type(body).__name__}", text)))
+        return
+    ts = P.parse_time(body.get("timestamp"))
+    if ts is None:
+        ts = fallback
+    problems: list[str] = []
+    events: list[Any] = []
+    dec = dict(body)
+    if dec.get("cycle") is None and dec.get("cycle_number") is None and name_cycle is not None:
+        dec["cycle_number"] = name_cycle
+    dec.pop("positions", None)  # not part of a decision message; keeps errors focused
+    try:
+        (ev,) = P.parse_object({"type": "decision", "data": dec})
+        events.append(dataclasses.replace(ev, timestamp=ts))
+        cycle = ev.cycle
+    except ProtocolError as exc:
+        problems.append(exc.detail.replace("data.", "", 1))
+        cycle = name_cycle
+    acct = body.get("account_state")
+    if acct is not None:
+        try:
+            (ev,) = P.parse_object({"type": "account_update", "data": acct})
+            events.append(dataclasses.replace(ev, timestamp=ts))
+            if cycle is not None:
+                account_cycles.add(cycle)
+            account_times.add(ts)
+        except ProtocolError as exc:
+            problems.append("account_state: " + exc.detail)
+    pos = body.get("positions")
+    if pos is not None:
+        try:
+            (ev,) = P.parse_object({"type": "position_update", "data": pos})
+            events.append(dataclasses.replace(ev, timestamp=ts))
+        except ProtocolError as exc:
+            problems.append("positions: " + exc.detail.replace("data", "positions", 1))
+    if events:
+        units.append((ts, tie, ("events", events)))
+    if problems:
+        units.append((ts, tie, ("error", f"{path}: " + "; ".join(problems), text)))
+
+
+def _read_trades(ctx: _Context, path: Path, units: list) -> None:
+    tie = len(units)
+    try:
+        text = _read_text(path, ctx)
+    except OSError as exc:
+        units.append((_mtime_ns(path), tie, ("error", f"{path}: unreadable ({exc})", None)))
+        return
+    items, damage = _salvage_list(text) if text.strip() else ([], "empty file")
+    problems = [damage] if damage else []
+    last = None
+    for i, d in enumerate(items):
+        try:
+            ev = P.closed_trade_from_dict(d, f"trade_history[{i}]")
+        except ProtocolError as exc:
+            problems.append(exc.detail)
+            continue
+        ns = ev.close_time if ev.close_time is not None else ev.open_time
+        if ns is None:
+            ns = last if last is not None else _mtime_ns(path)
+        last = ns
+        units.append((ns, tie + i, ("events", [ev])))
+    if problems:
+        at = last if last is not None else _mtime_ns(path)
+        units.append((at, tie + len(items), ("error", f"{path}: " + "; ".join(problems[:5])
+                                              + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""),
+                                              text)))
+
+
+def _read_equity(ctx: _Context, path: Path, units: list, account_cycles: set, account_times: set) -> None:
+    tie = len(units)
+    try:
+        text = _read_text(path, ctx)
+    except OSError as exc:
+        units.append((_mtime_ns(path), tie, ("error", f"{path}: unreadable ({exc})", None)))
+        return
+    items, damage = _salvage_list(text) if text.strip() else ([], "empty file")
+    problems = [damage] if damage else []
+    last = None
+    for i, d in enumerate(items):
+        where = f"equity_history[{i}]"
+        if not isinstance(d, dict):
+            problems.append(f"{where} must be an object, got {type(d).__name__}")
+            continue
+        ts = P.parse_time(d.get("timestamp"))
+        cycle = d.get("cycle")
+        if (type(cycle) is int and cycle in account_cycles) or (ts is not None and ts in account_times):
+            continue  # a decision file already gave this cycle's account row
+        if d.get("equity") is None:
+            problems.append(f"{where}.equity is missing")
+            continue
+        data = {"total_balance": d.get("equity")}
+        if "unrealized_pnl" in d:
+            data["unrealized_pnl"] = d["unrealized_pnl"]
+        try:
+            (ev,) = P.parse_object({"type": "account_update", "data": data})
+        except ProtocolError as exc:
+            problems.append(exc.detail.replace("data", where, 1))
+            continue
+        if ts is None:
+            ts = last if last is not None else _mtime_ns(path)
+        last = ts
+        units.append((ts, tie + i, ("events", [dataclasses.replace(ev, timestamp=ts)])))
+    if problems:
+        at = last if last is not None else _mtime_ns(path)
+        units.append((at, tie + len(items), ("error", f"{path}: " + "; ".join(problems[:5])
+                                              + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""),
+                                              text)))
