@@ -587,7 +587,7 @@ class AgentStream(TableProperties):
         cbs = self._callbacks
         runner = self._runner
         for ev in events:
-            for fn in cbs.get(ev.kind, ()) + cbs.get(None, []):
+            for fn in cbs.get(ev.kind, []) + cbs.get(None, []):
                 if not runner.put(fn, ev):
                     self._callback_drops += 1
                     if self._callback_drops == 1 or self._callback_drops % 1000 == 0:
