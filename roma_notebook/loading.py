@@ -512,18 +512,20 @@ class _Blocks:
             consumed = 0
             while data:
                 self.progress(len(data))
-                out = []
+                saved = d.copy()
                 try:
-                    out.append(d.decompress(data))
-                    while d.eof and d.unused_data:
-                        rest = d.unused_data
-                        if not rest.lstrip(b"\x00"):  # zero padding after the last member
-                            break
-                        d = zlib.decompressobj(31)
-                        out.append(d.decompress(rest))
+                    out, d = _gunzip_step(d, data)
                 except zlib.error as exc:
-                    if out:
-                        yield b"".join(out)
+                    # zlib drops a failing call's output: redo the chunk in small
+                    # steps to keep what decodes before the damage.
+                    d, out = saved, []
+                    for i in range(0, len(data), 512):
+                        try:
+                            more, d = _gunzip_step(d, data[i : i + 512])
+                        except zlib.error:
+                            break
+                        out += more
+                    yield b"".join(out)
                     self.problem = f"corrupt gzip data after byte {consumed} ({exc})"
                     return
                 consumed += len(data)
@@ -534,6 +536,18 @@ class _Blocks:
                 yield tail
             if not d.eof:
                 self.problem = "gzip stream ends early (the recording was not closed)"
+
+
+def _gunzip_step(d: Any, data: bytes) -> tuple[list[bytes], Any]:
+    """Feed ``data`` to a gzip decompressor, starting new ones at member boundaries."""
+    out = [d.decompress(data)]
+    while d.eof and d.unused_data:
+        rest = d.unused_data
+        if not rest.strip(b"\x00"):  # zero padding after the last member
+            break
+        d = zlib.decompressobj(31)
+        out.append(d.decompress(rest))
+    return out, d
 
 
 _AGENT_IN_LINE = re.compile(rb'"agent"\s*:\s*"((?:[^"\\]|\\.)*)"')
