@@ -91,8 +91,11 @@ def test_frame_over_max_size_is_a_counted_reconnect_not_a_dead_stream():
 
 def test_callback_that_raises_or_blocks_does_not_stop_ingest():
     release = threading.Event()
+    go = threading.Event()  # frames start once both callbacks are registered
 
     async def handler(ws):
+        while not go.is_set():
+            await asyncio.sleep(0.01)
         for i in range(300):
             await ws.send(good(i))
             await asyncio.sleep(0.001)
@@ -112,6 +115,7 @@ def test_callback_that_raises_or_blocks_does_not_stop_ingest():
         try:
             s.on("account_update", boom)
             s.on("account", slow)
+            go.set()
             s.wait_for("account_update", count=300, timeout=20)
             # all rows arrived although the slow callback is still stuck on its first event
             assert len(s.account) == 300
