@@ -222,7 +222,12 @@ def _num(obj: dict, key: str, where: str, allow_inf: bool = False) -> float:
             return v
         raise ProtocolError("bad_field", f"{where}.{key} must be a finite number, got {v!r}")
     if t is int:
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:  # JSON ints are unbounded; 10**400 is no balance
+            raise ProtocolError(
+                "bad_field", f"{where}.{key} must be a finite number, got {_short(v)}"
+            ) from None
     if v is None:
         return NaN
     if t is str:
@@ -289,6 +294,8 @@ def _bool(obj: dict, key: str, where: str) -> bool | None:
 
 
 def _short(v: Any) -> str:
+    if type(v) is str and len(v) > 60:
+        v = v[:60]  # don't repr a 10 MB field just to cut it
     r = repr(v)
     return r if len(r) <= 60 else r[:57] + "..."
 
@@ -323,6 +330,9 @@ def parse_time(value: Any) -> int | None:
     except OverflowError:  # pragma: no cover - absurd offsets
         return None
     ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    if not _NS_MIN < ns < _NS_MAX:
+        # outside datetime64[ns] (years ~1677-2262): unusable, like any bad stamp
+        return None
     if len(_time_cache) > 4096:  # frames of one second share a stamp; keep it small
         _time_cache.clear()
     _time_cache[value] = ns
@@ -330,6 +340,9 @@ def parse_time(value: Any) -> int | None:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# datetime64[ns] bounds; -2**63 itself is NaT
+_NS_MIN = -(2**63)
+_NS_MAX = 2**63
 
 
 def format_time(ns: int | None) -> str | None:
@@ -743,9 +756,8 @@ def encode(event: Event) -> str:
     """
     if isinstance(event, ClosedTrade):
         raise TypeError("closed trades have no WebSocket message; serve them over REST")
-    return json.dumps(
-        {"type": event.kind, "timestamp": format_time(event.timestamp), "data": event_to_data(event)}
-    )
+    data = event_to_data(event)  # first: it raises TypeError for non-events
+    return json.dumps({"type": event.kind, "timestamp": format_time(event.timestamp), "data": data})
 
 
 def encode_snapshot(

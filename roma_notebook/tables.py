@@ -7,9 +7,9 @@ rows that arrived since the last access are converted, then appended to a cached
 frame; a repeat access with no new rows returns the cached frame at once.
 
 Threads: one writer (the stream's ingest, or a loader) and any number of readers.
-The writer holds a short lock per row; a reader holds it only to swap the pending
-rows out (O(1)), and builds the DataFrame outside it, so ingest never waits on a
-slow reader. Readers get shallow copies: pandas 3 copy-on-write makes them
+The writer holds a short lock per event (so a reader never sees half a message);
+a reader holds it only to swap the pending rows out (O(1)), and builds the
+DataFrame outside it, so ingest never waits on a slow reader. Readers get shallow copies: pandas 3 copy-on-write makes them
 independent of the cache at no cost.
 
 Example:
@@ -41,6 +41,7 @@ __all__ = ["Tables", "TABLE_COLUMNS", "TABLE_NAMES", "empty_frame", "RAW_LIMIT"]
 RAW_LIMIT = 2000
 
 _NA_INT = -(2**63)  # sentinel for missing ints and times (numpy's NaT bit pattern)
+_INT64_END = 2**63  # first int an int64 column cannot hold
 
 # Column kinds: f float64 (NaN), q int64, i nullable Int64, t datetime64[ns, UTC],
 # b nullable boolean, s string (free text), c string stored as codes (repeated ids).
@@ -163,7 +164,7 @@ def empty_frame(name: str) -> pd.DataFrame:
 class _Buffer:
     """Pending rows of one table, column by column."""
 
-    __slots__ = ("cols", "appends", "value_appends", "n")
+    __slots__ = ("cols", "appends", "n")
 
     def __init__(self, kinds: tuple[str, ...]):
         self.cols: list[Any] = []
@@ -177,7 +178,6 @@ class _Buffer:
             else:
                 self.cols.append([])
         self.appends = [c.append for c in self.cols]
-        self.value_appends = self.appends[4:-1]  # between the common columns and `source`
         self.n = 0
 
 
@@ -210,6 +210,25 @@ class _Table:
             c = d[value] = len(self.cats[col])
             self.cats[col].append(value)
         return c
+
+    def put(self, row: tuple) -> None:
+        """Append one full row; the caller holds ``Tables._lock``."""
+        buf = self.buf
+        try:
+            for ap, v in zip(buf.appends, row):
+                ap(v)
+        except BaseException:
+            # roll the partial row back: columns of unequal length would break
+            # every later read of this table
+            n = buf.n
+            for c in buf.cols:
+                del c[n:]
+            raise
+        buf.n += 1
+        self.total += 1
+        self.version += 1
+        if self.max_rows is not None and buf.n > 2 * self.max_rows:
+            self.trim_pending()
 
     def trim_pending(self) -> None:
         # Bound memory when nobody reads: keep at most max_rows pending rows.
@@ -247,18 +266,28 @@ def _to_array(kind: str, col: Any, cats: list[str]) -> Any:
 
 
 def _ns(ts: int | None, fallback: int) -> int:
-    return fallback if ts is None else ts
+    # the message's own time, or the receive time when it is absent or not storable
+    if ts is None or not _NA_INT < ts < _INT64_END:
+        return fallback
+    return ts
 
 
 def _i(v: int | None) -> int:
     # ints beyond int64 cannot be stored; they are as good as missing
-    if v is None or not (-(2**63) < v < 2**63):
+    if v is None or not _NA_INT < v < _INT64_END:
         return _NA_INT
     return v
 
 
 def _t(v: int | None) -> int:
-    return _NA_INT if v is None else v
+    if v is None or not _NA_INT < v < _INT64_END:
+        return _NA_INT
+    return v
+
+
+def _lev(v: int | None) -> int | None:
+    # like _i for the positions frame, which is built from Python values
+    return None if v is None or not _NA_INT < v < _INT64_END else v
 
 
 def _b(v: bool | None) -> int:
@@ -283,13 +312,16 @@ class Tables:
             if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
                 raise ValueError(f"max_rows must be a positive int or None, got {max_rows!r}")
         self.max_rows = max_rows
-        self._lock = threading.Lock()  # guards pending buffers; held briefly
+        # Guards pending buffers and code dictionaries. The writer holds it once per
+        # event (all rows of a message land together, so readers never see half a
+        # decision); readers hold it only to swap buffers out.
+        self._lock = threading.Lock()
         self._build_lock = threading.Lock()  # serialises readers building frames
         self._t = {name: _Table(name, max_rows) for name in TABLE_NAMES}
         self._seq: dict[str, int] = {}
         self._seen_cycles: set[tuple[str, int]] = set()
         self._seen_orders: set[tuple[str, str]] = set()
-        # latest open position set per agent: {agent: [(received, ts, seq, source, Position)]}
+        # latest open position set per agent: {agent: (received, ts, seq, source, positions)}
         self._open: dict[str, tuple[int, int, int, str, tuple[P.Position, ...]]] = {}
         self._open_version = 0
         self._open_cache: tuple[int, pd.DataFrame] | None = None
@@ -324,8 +356,9 @@ class Tables:
         except ProtocolError as exc:
             self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq)
             return ()
+        append = self.append
         for ev in events:
-            self.append(agent_id, ev, received_ns, seq, source)
+            append(agent_id, ev, received_ns, seq, source)
         return events
 
     def append(
@@ -341,174 +374,149 @@ class Tables:
             seq = self.next_seq(agent_id)
         ts = _ns(event.timestamp, received_ns)
         kind = event.kind
-        if kind == "account_update":
-            e: Any = event
-            self._row(
-                "account",
-                agent_id,
-                ts,
-                received_ns,
-                seq,
-                (e.total_balance, e.available_balance, e.unrealized_pnl, e.used_percentage),
-                source,
-            )
-        elif kind == "position_update":
-            self._positions(agent_id, event, ts, received_ns, seq, source)
-        elif kind == "decision":
-            return self._decision(agent_id, event, ts, received_ns, seq, source)
-        elif kind == "trade_executed":
-            e = event
-            if e.order_id is not None:
-                key = (agent_id, e.order_id)
-                if key in self._seen_orders:
-                    self._t["trades"].duplicates += 1
+        e: Any = event
+        with self._lock:
+            if kind == "account_update":
+                tb = self._t["account"]
+                tb.put(
+                    (
+                        tb.code(0, agent_id),
+                        ts,
+                        received_ns,
+                        seq,
+                        e.total_balance,
+                        e.available_balance,
+                        e.unrealized_pnl,
+                        e.used_percentage,
+                        tb.code(8, source),
+                    )
+                )
+            elif kind == "position_update":
+                self._positions(agent_id, e, ts, received_ns, seq, source)
+            elif kind == "decision":
+                if not self._decision(agent_id, e, ts, received_ns, seq, source):
                     return False
-                self._seen_orders.add(key)
-            tb = self._t["trades"]
-            self._row(
-                "trades",
-                agent_id,
-                ts,
-                received_ns,
-                seq,
-                (
-                    e.order_id,
-                    tb.code(5, e.symbol),
-                    tb.code(6, e.side),
-                    e.quantity,
-                    e.price,
-                    _i(e.leverage),
-                    tb.code(10, e.status),
-                ),
-                source,
-            )
-        elif kind == "agent_status":
-            e = event
-            tb = self._t["status"]
-            self._row(
-                "status",
-                agent_id,
-                ts,
-                received_ns,
-                seq,
-                (
-                    _b(e.is_running),
-                    _i(e.cycle_count),
-                    _t(e.last_decision_time),
-                    tb.code(7, e.name),
-                    e.runtime_minutes,
-                ),
-                source,
-            )
-        elif kind == "performance":
-            e = event
-            self._row(
-                "performance",
-                agent_id,
-                ts,
-                received_ns,
-                seq,
-                (
-                    _i(e.total_trades),
-                    _i(e.wins),
-                    _i(e.losses),
-                    e.win_rate,
-                    e.avg_profit,
-                    e.avg_loss,
-                    e.profit_factor,
-                    e.sharpe_ratio,
-                    e.max_drawdown,
-                    e.total_pnl,
-                    e.best_trade,
-                    e.worst_trade,
-                ),
-                source,
-            )
-        elif kind == "closed_trade":
-            e = event
-            tb = self._t["closed_trades"]
-            self._row(
-                "closed_trades",
-                agent_id,
-                ts,
-                received_ns,
-                seq,
-                (
-                    tb.code(4, e.symbol),
-                    tb.code(5, e.side),
-                    e.entry_price,
-                    e.close_price,
-                    e.quantity,
-                    _i(e.leverage),
-                    _t(e.open_time),
-                    _t(e.close_time),
-                    e.pnl_usdt,
-                    e.pnl_pct,
-                ),
-                source,
-            )
-        else:  # pragma: no cover - protocol only makes the kinds above
-            raise TypeError(f"unknown event kind {kind!r}")
+            elif kind == "trade_executed":
+                tb = self._t["trades"]
+                if e.order_id is not None:
+                    key = (agent_id, e.order_id)
+                    if key in self._seen_orders:
+                        tb.duplicates += 1
+                        return False
+                    self._seen_orders.add(key)
+                tb.put(
+                    (
+                        tb.code(0, agent_id),
+                        ts,
+                        received_ns,
+                        seq,
+                        e.order_id,
+                        tb.code(5, e.symbol),
+                        tb.code(6, e.side),
+                        e.quantity,
+                        e.price,
+                        _i(e.leverage),
+                        tb.code(10, e.status),
+                        tb.code(11, source),
+                    )
+                )
+            elif kind == "agent_status":
+                tb = self._t["status"]
+                tb.put(
+                    (
+                        tb.code(0, agent_id),
+                        ts,
+                        received_ns,
+                        seq,
+                        _b(e.is_running),
+                        _i(e.cycle_count),
+                        _t(e.last_decision_time),
+                        tb.code(7, e.name),
+                        e.runtime_minutes,
+                        tb.code(9, source),
+                    )
+                )
+            elif kind == "performance":
+                tb = self._t["performance"]
+                tb.put(
+                    (
+                        tb.code(0, agent_id),
+                        ts,
+                        received_ns,
+                        seq,
+                        _i(e.total_trades),
+                        _i(e.wins),
+                        _i(e.losses),
+                        e.win_rate,
+                        e.avg_profit,
+                        e.avg_loss,
+                        e.profit_factor,
+                        e.sharpe_ratio,
+                        e.max_drawdown,
+                        e.total_pnl,
+                        e.best_trade,
+                        e.worst_trade,
+                        tb.code(16, source),
+                    )
+                )
+            elif kind == "closed_trade":
+                tb = self._t["closed_trades"]
+                tb.put(
+                    (
+                        tb.code(0, agent_id),
+                        ts,
+                        received_ns,
+                        seq,
+                        tb.code(4, e.symbol),
+                        tb.code(5, e.side),
+                        e.entry_price,
+                        e.close_price,
+                        e.quantity,
+                        _i(e.leverage),
+                        _t(e.open_time),
+                        _t(e.close_time),
+                        e.pnl_usdt,
+                        e.pnl_pct,
+                        tb.code(14, source),
+                    )
+                )
+            else:  # pragma: no cover - protocol only makes the kinds above
+                raise TypeError(f"unknown event kind {kind!r}")
+            self.version += 1
         return True
 
-    def _row(
-        self,
-        name: str,
-        agent_id: str,
-        ts: int,
-        received_ns: int,
-        seq: int,
-        values: tuple,
-        source: str,
-    ) -> None:
-        tb = self._t[name]
-        with self._lock:
-            buf = tb.buf
-            ap = buf.appends
-            ap[0](tb.code(0, agent_id))
-            ap[1](ts)
-            ap[2](received_ns)
-            ap[3](seq)
-            for f, v in zip(buf.value_appends, values):
-                f(v)
-            ap[-1](tb.code(len(ap) - 1, source))
-            buf.n += 1
-            tb.total += 1
-            tb.version += 1
-            self.version += 1
-            if tb.max_rows is not None and tb.buf.n > 2 * tb.max_rows:
-                tb.trim_pending()
-
     def _positions(self, agent_id, event, ts, received_ns, seq, source) -> None:
+        # caller holds self._lock
         tb = self._t["position_history"]
-        for p in event.positions:
-            self._row(
-                "position_history",
-                agent_id,
-                ts,
-                received_ns,
-                seq,
-                (
-                    tb.code(4, p.symbol),
-                    tb.code(5, p.side),
-                    p.position_amt,
-                    p.entry_price,
-                    p.mark_price,
-                    p.unrealized_profit,
-                    p.pnl_percentage,
-                    _i(p.leverage),
-                    p.liquidation_price,
-                ),
-                source,
-            )
-        with self._lock:
-            # an empty update means the agent is flat: its open set empties
-            open_now = tuple(p for p in event.positions if p.position_amt != 0.0)
-            self._open[agent_id] = (received_ns, ts, seq, source, open_now)
-            self._open_version += 1
-            self.version += 1
+        if event.positions:
+            agent = tb.code(0, agent_id)
+            src = tb.code(13, source)
+            for p in event.positions:
+                tb.put(
+                    (
+                        agent,
+                        ts,
+                        received_ns,
+                        seq,
+                        tb.code(4, p.symbol),
+                        tb.code(5, p.side),
+                        p.position_amt,
+                        p.entry_price,
+                        p.mark_price,
+                        p.unrealized_profit,
+                        p.pnl_percentage,
+                        _i(p.leverage),
+                        p.liquidation_price,
+                        src,
+                    )
+                )
+        # an empty update means the agent is flat: its open set empties
+        open_now = tuple(p for p in event.positions if p.position_amt != 0.0)
+        self._open[agent_id] = (received_ns, ts, seq, source, open_now)
+        self._open_version += 1
 
     def _decision(self, agent_id, event, ts, received_ns, seq, source) -> bool:
+        # caller holds self._lock
         if event.cycle is not None:
             key = (agent_id, event.cycle)
             if key in self._seen_cycles:
@@ -517,36 +525,42 @@ class Tables:
                 return False
             self._seen_cycles.add(key)
         cycle = _i(event.cycle)
-        self._row(
-            "cycles",
-            agent_id,
-            ts,
-            received_ns,
-            seq,
-            (cycle, event.ai_reasoning, len(event.decisions)),
-            source,
-        )
-        tb = self._t["decisions"]
-        for it in event.decisions:
-            self._row(
-                "decisions",
-                agent_id,
+        tc = self._t["cycles"]
+        tc.put(
+            (
+                tc.code(0, agent_id),
                 ts,
                 received_ns,
                 seq,
-                (
-                    cycle,
-                    tb.code(5, it.action),
-                    tb.code(6, it.symbol),
-                    it.quantity,
-                    _i(it.leverage),
-                    it.reason,
-                    it.position_size_usd,
-                    it.stop_loss,
-                    it.take_profit,
-                ),
-                source,
+                cycle,
+                event.ai_reasoning,
+                len(event.decisions),
+                tc.code(7, source),
             )
+        )
+        if event.decisions:
+            tb = self._t["decisions"]
+            agent = tb.code(0, agent_id)
+            src = tb.code(13, source)
+            for it in event.decisions:
+                tb.put(
+                    (
+                        agent,
+                        ts,
+                        received_ns,
+                        seq,
+                        cycle,
+                        tb.code(5, it.action),
+                        tb.code(6, it.symbol),
+                        it.quantity,
+                        _i(it.leverage),
+                        it.reason,
+                        it.position_size_usd,
+                        it.stop_loss,
+                        it.take_profit,
+                        src,
+                    )
+                )
         return True
 
     def add_error(
@@ -566,15 +580,21 @@ class Tables:
             seq = self._seq.get(agent_id, -1)
         raw_text, mtype = _raw_text(raw)
         tb = self._t["errors"]
-        self._row(
-            "errors",
-            agent_id,
-            received_ns,
-            received_ns,
-            seq,
-            (tb.code(4, kind), str(detail)[:RAW_LIMIT], raw_text, tb.code(7, mtype)),
-            source,
-        )
+        with self._lock:
+            tb.put(
+                (
+                    tb.code(0, agent_id),
+                    received_ns,
+                    received_ns,
+                    seq,
+                    tb.code(4, kind),
+                    str(detail)[:RAW_LIMIT],
+                    raw_text,
+                    tb.code(7, mtype),
+                    tb.code(8, source),
+                )
+            )
+            self.version += 1
 
     def add_connection(
         self, agent_id: str, event: str, detail: str = "", received_ns: int | None = None
@@ -583,15 +603,19 @@ class Tables:
         if received_ns is None:
             received_ns = time.time_ns()
         tb = self._t["connections"]
-        self._row(
-            "connections",
-            agent_id,
-            received_ns,
-            received_ns,
-            self._seq.get(agent_id, -1),
-            (tb.code(4, event), detail),
-            "live",
-        )
+        with self._lock:
+            tb.put(
+                (
+                    tb.code(0, agent_id),
+                    received_ns,
+                    received_ns,
+                    self._seq.get(agent_id, -1),
+                    tb.code(4, event),
+                    detail,
+                    tb.code(6, "live"),
+                )
+            )
+            self.version += 1
 
     # ------------------------------------------------------------ reading
 
@@ -622,7 +646,8 @@ class Tables:
                 else:
                     df = chunk
                 if tb.max_rows is not None and len(df) > tb.max_rows:
-                    tb.dropped += len(df) - tb.max_rows
+                    with self._lock:  # the writer's trim_pending counts drops too
+                        tb.dropped += len(df) - tb.max_rows
                     df = df.iloc[len(df) - tb.max_rows :].reset_index(drop=True)
                 tb.cache = df
             return tb.cache.copy(deep=False)
@@ -638,7 +663,7 @@ class Tables:
             for agent, (recv, ts, seq, source, positions) in snapshot:
                 for p in positions:
                     row = (agent, ts, recv, seq, p.symbol, p.side, p.position_amt, p.entry_price,
-                           p.mark_price, p.unrealized_profit, p.pnl_percentage, p.leverage,
+                           p.mark_price, p.unrealized_profit, p.pnl_percentage, _lev(p.leverage),
                            p.liquidation_price, source)
                     for c, v in zip(cols, row):
                         cols[c].append(v)
