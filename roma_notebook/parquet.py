@@ -124,6 +124,15 @@ def _source_frames(source: Any) -> tuple[dict[str, pd.DataFrame], list[str], dic
             frames[n] = df
         agents = [str(a) for a in (getattr(source, "agent_ids", None) or [])]
         counters = {}
+        # a StreamGroup: its streams' own tables know what was dropped or de-duplicated
+        streams = getattr(source, "streams", None)
+        if isinstance(streams, dict) and all(isinstance(getattr(s, "tables", None), Tables) for s in streams.values()):
+            for s in streams.values():
+                st = s.tables.stats()
+                for n in TABLE_NAMES:
+                    c = counters.setdefault(n, {"dropped": 0, "duplicates": 0})
+                    c["dropped"] += int(st.loc[n, "dropped"])
+                    c["duplicates"] += int(st.loc[n, "duplicates"])
     # agents seen only in rows (e.g. a group whose agent_ids is partial) still count
     seen = set(agents)
     for df in frames.values():
@@ -471,13 +480,13 @@ def cmd_export(args: Any) -> int:
 
     from .loading import load
 
+    if Path(args.outdir).resolve() in {Path(i).resolve() for i in args.inputs}:
+        print("roma-notebook export: OUTDIR must differ from the inputs", file=sys.stderr)
+        return 2
     try:
         rec = load(list(args.inputs), max_rows=args.max_rows, progress=False if args.quiet else None)
     except (FileNotFoundError, ValueError) as exc:
         print(f"roma-notebook export: {exc}", file=sys.stderr)
-        return 2
-    if Path(args.outdir).resolve() in {Path(i).resolve() for i in args.inputs}:
-        print("roma-notebook export: OUTDIR must differ from the inputs", file=sys.stderr)
         return 2
     try:
         out = to_parquet(rec, args.outdir, partition_by_date=args.partition_by_date)

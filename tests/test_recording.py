@@ -324,6 +324,16 @@ def test_gzip_trailer_cut_is_not_an_error(tmp_path):
     assert_same(load(path), direct(frames))
 
 
+@pytest.mark.parametrize("content", [b"", b"\x1f\x8b\x08\x00\x00"])
+def test_empty_or_headless_file_is_one_errors_row(tmp_path, content):
+    path = tmp_path / "s.jsonl.gz"
+    path.write_bytes(content)
+    rec = load(path)
+    assert len(rec.errors) == 1 and rec.errors.kind.iloc[0] == "file"
+    assert str(path) in rec.errors.detail.iloc[0] and pd.isna(rec.errors.agent_id.iloc[0])
+    assert rec.agent_ids == [] and len(rec.account) == 0
+
+
 def test_corrupt_gzip_does_not_raise(tmp_path):
     frames = session(("a",))
     path = tmp_path / "s.jsonl.gz"
@@ -425,6 +435,18 @@ def test_parquet_dates_and_reexport_replaces(tmp_path):
         "account/agent=a/part-0.parquet"
     ]
     assert_same(load(out), t)
+
+
+def test_parquet_from_table_properties(tmp_path, recorded):
+    """Anything with the table properties exports (a StreamGroup-like object)."""
+    path, frames = recorded
+    t = direct(frames)
+    group = type("Group", (), {n: property(lambda self, n=n: t.frame(n)) for n in TABLE_NAMES})()
+    group.agent_ids = ["qwen3-max"]
+    out = to_parquet(group, tmp_path / "g")
+    back = load(out)
+    assert_same(back, t)
+    assert back.agent_ids[0] == "qwen3-max" and len(back.agent_ids) == 3
 
 
 def test_parquet_refuses_a_foreign_folder(tmp_path):
