@@ -3,7 +3,9 @@
 Measures, for a realistic mix of frames from six agents (account and position
 updates most often, decisions, fills and status less, ~1% bad frames):
 
-- write: ``Recorder.write`` for every frame, then ``close`` (gzip level 6);
+- ingest (no file): ``Tables.ingest`` of the frames in memory, the floor a
+  recording load cannot beat (it replays every frame through it);
+- write: ``Recorder.write`` for every frame, then ``close`` (gzip level 3);
 - load JSONL.gz / JSONL: ``roma_notebook.load`` replaying every frame through
   ``Tables.ingest`` and materialising every table;
 - export: ``to_parquet`` of the loaded recording;
@@ -11,7 +13,7 @@ updates most often, decisions, fills and status less, ~1% bad frames):
 
 Usage::
 
-    python benchmarks/bench_load.py            # 1,000,000 frames (~1-2 minutes)
+    python benchmarks/bench_load.py            # 1,000,000 frames (~1.5 minutes)
     python benchmarks/bench_load.py --n 100000
 
 Prints one line per step: seconds, frames/s (or rows/s) and file size.
@@ -33,7 +35,7 @@ import roma_notebook.protocol as P  # noqa: E402
 from roma_notebook.loading import load  # noqa: E402
 from roma_notebook.parquet import to_parquet  # noqa: E402
 from roma_notebook.recording import Recorder  # noqa: E402
-from roma_notebook.tables import TABLE_NAMES  # noqa: E402
+from roma_notebook.tables import TABLE_NAMES, Tables  # noqa: E402
 
 __all__ = ["make_frames", "main"]
 
@@ -99,6 +101,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{n:,} frames generated in {time.perf_counter() - t:.1f} s (not counted)")
 
         results = []
+        # Baseline in the same run (machines are noisy): what a live stream's
+        # Tables.ingest costs for these frames, with no file involved.
+        t = time.perf_counter()
+        base = Tables()
+        ingest = base.ingest
+        for a, ns, f in frames:
+            ingest(a, f, ns, "recording")
+        for name in TABLE_NAMES:
+            base.frame(name)
+        dt = time.perf_counter() - t
+        results.append(("ingest (no file)", dt, n / dt, "frames/s", 0))
+        del base, ingest
+
         for suffix in (".jsonl.gz", ".jsonl"):
             path = tmp / f"session{suffix}"
             t = time.perf_counter()

@@ -457,6 +457,12 @@ def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | No
     desc = paths[0].name if len(paths) == 1 else f"{len(paths)} inputs"
     prog = _Progress(total, f"loading {desc}", progress)
     ctx = _Context(tables, prog)
+    # Single log files of one agent load together, so equity points can be matched
+    # against the decision files' cycles and everything is appended in time order.
+    single: dict[Path, list[Path]] = {}
+    for kind, p, _ in plan:
+        if kind == "log_file":
+            single.setdefault(p.parent, []).append(p)
     try:
         for kind, p, agent in plan:
             if kind == "recording":
@@ -465,8 +471,9 @@ def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | No
                 _load_parquet(ctx, p)
             elif kind == "log_agent":
                 _load_log_agent(ctx, agent or p.name, _log_files_of(p))
-            else:  # log_file
-                _load_log_agent(ctx, agent or p.parent.name, [p])
+            elif p.parent in single:  # log_file: the first of its folder loads them all
+                files = sorted(set(single.pop(p.parent)), key=lambda c: c.name)
+                _load_log_agent(ctx, agent or p.parent.name, files)
     finally:
         prog.close()
     return Recording(tables, paths, url=ctx.url, agent_ids=ctx.declared)

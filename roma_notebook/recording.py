@@ -166,9 +166,9 @@ class Recorder:
         self._raw = open(self.path, "ab")
         try:
             if self.gzip:
-                # Level 6: ~4x smaller than level 1 on JSON frames at a cost the loop
-                # thread does not notice (blocks of 64 KiB, ~1 ms each).
-                self._out: Any = gzip.GzipFile(fileobj=self._raw, mode="ab", compresslevel=6, mtime=0)
+                # Level 3: on JSON frames ~3x faster than the default 6 for files
+                # ~20% bigger; this runs on the loop thread, next to ingest.
+                self._out: Any = gzip.GzipFile(fileobj=self._raw, mode="ab", compresslevel=3, mtime=0)
             else:
                 self._out = self._raw
             header = {

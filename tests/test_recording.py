@@ -661,6 +661,9 @@ def test_logs_single_agent_folder_file_and_parent(logs):
     assert one.agent_ids == ["qwen3-max"] and len(one.cycles) == 2 and len(one.errors) == 1
     f = load(logs / "qwen3-max" / "decision_20251102_110000_cycle7.json")
     assert f.cycles["cycle"].tolist() == [7] and len(f.positions) == 1
+    d = logs / "deepseek-chat-v3.1"
+    files = load([d / "equity_history.json", d / "decision_20251102_103000_cycle1.json"])
+    assert files.account["total_balance"].tolist() == [9_990.0, 10_000.0, 10_080.0]  # cycle 1 once
     up = load(logs.parent)  # logs/ itself
     assert_same(up, load(logs).tables)
 
