@@ -242,6 +242,7 @@ class AgentStream(TableProperties):
         self._ws: Any = None
         self._wake: asyncio.Event | None = None
         self._recorder: Any = None
+        self._owns_recorder = True
         self._closers: list[Callable[[], None]] = []
 
         # counters (written by the loop thread only)
@@ -299,7 +300,7 @@ class AgentStream(TableProperties):
             self._state = "closed"
         if self._runner is not None:
             self._runner.stop()
-        if self._recorder is not None:
+        if self._recorder is not None and self._owns_recorder:
             try:
                 self._recorder.close()
             except Exception:
@@ -366,7 +367,7 @@ class AgentStream(TableProperties):
                     self._ws_opened = False
                 if self._stopping:
                     break
-                self.tables.add_connection(self.agent_id, "disconnected", reason)
+                self._connection("disconnected", reason)
                 if time.monotonic() - started >= _STABLE_AFTER:
                     attempt = 0
                 if not ever_connected and attempt >= self._connect_retries:
@@ -383,9 +384,7 @@ class AgentStream(TableProperties):
                 self._reconnects += 1
                 self._state = "reconnecting"
                 self.last_error = reason
-                self.tables.add_connection(
-                    self.agent_id, "reconnecting", f"attempt {attempt} in {delay:.2f}s"
-                )
+                self._connection("reconnecting", f"attempt {attempt} in {delay:.2f}s")
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)
                 except asyncio.TimeoutError:
@@ -430,7 +429,7 @@ class AgentStream(TableProperties):
         self._ws_opened = True
         self._state = "live"
         self.last_error = None
-        self.tables.add_connection(self.agent_id, "connected", self.url)
+        self._connection("connected", self.url)
         tasks = []
         try:
             if first and self._backfill:
@@ -527,9 +526,20 @@ class AgentStream(TableProperties):
         self._fatal = error
         self.last_error = str(error)
         self._state = "failed"
-        self.tables.add_connection(self.agent_id, "failed", str(error))
+        self._connection("failed", str(error))
         with self._cond:
             self._cond.notify_all()
+
+    def _connection(self, event: str, detail: str) -> None:
+        # a connections row, also in the recording so a loaded session shows the gaps
+        now = time.time_ns()
+        self.tables.add_connection(self.agent_id, event, detail, now)
+        rec = self._recorder
+        if rec is not None:
+            try:
+                rec.write_connection(self.agent_id, now, event, detail)
+            except Exception as exc:
+                self.tables.add_error(self.agent_id, "recording", f"write failed: {exc}", None)
 
     def _describe(self, exc: BaseException) -> str:
         if isinstance(exc, socket.gaierror):
@@ -686,13 +696,22 @@ class AgentStream(TableProperties):
         }
 
     def record(self, path: Any) -> Any:
-        """Start recording every received frame to ``path`` (JSON Lines, gzip if .gz)."""
+        """Start recording every received frame to ``path`` (JSON Lines, gzip if .gz).
+
+        ``path`` may also be an open :class:`~roma_notebook.recording.Recorder`, which
+        the stream then shares and does not close (a group records into one file).
+        Returns the Recorder.
+        """
         from .recording import Recorder
 
-        rec = Recorder(path, url=self.url, agent_ids=[self.agent_id])
+        if isinstance(path, Recorder):
+            rec, owns = path, False
+        else:
+            rec, owns = Recorder(path, url=self.url, agent_ids=[self.agent_id]), True
         old, self._recorder = self._recorder, rec
-        if old is not None:
+        if old is not None and self._owns_recorder:
             old.close()
+        self._owns_recorder = owns
         if self._task is not None and old is None:
             bgloop.submit(self._start_flusher())
         return rec
@@ -796,6 +815,9 @@ class StreamGroup(TableProperties):
             return hit[1].copy(deep=False)
         frames = [s.tables.frame(name) for s in self.streams.values()]
         df = pd.concat(frames, ignore_index=True) if frames else Tables().frame(name)
+        if len(frames) > 1:
+            # receive order across agents: the order a recording of the group has
+            df = df.sort_values("received_at", kind="stable", ignore_index=True)
         self._cache[name] = (key, df)
         return df.copy(deep=False)
 
@@ -858,15 +880,15 @@ class StreamGroup(TableProperties):
         return pd.DataFrame(rows).set_index("agent_id")
 
     def stop(self) -> None:
-        """Stop every stream (and the group's views)."""
+        """Stop every stream, then the group's views and its recording."""
+        for s in self.streams.values():
+            s.stop()
         for fn in list(self._closers):
             try:
                 fn()
             except Exception:
                 pass
         self._closers.clear()
-        for s in self.streams.values():
-            s.stop()
 
     def _add_closer(self, fn: Callable[[], None]) -> None:
         self._closers.append(fn)
@@ -914,8 +936,8 @@ def connect(
         url: server base (``ws://host:port``, ``wss://``, ``http(s)://``) or a full
             ``.../ws/agents/{id}`` URL.
         token: sent as ``?token=``; never shown in reprs, logs or errors.
-        record_to: path of a recording (``.jsonl`` or ``.jsonl.gz``); for a group,
-            one file per agent is made by inserting the agent id before the suffix.
+        record_to: path of a recording (``.jsonl`` or ``.jsonl.gz``); a group
+            records all its agents into this one file.
         max_rows: bound per table (oldest rows dropped and counted).
         backfill: fetch past decisions, equity and trades over REST first.
         **kw: ``ping_interval``, ``ping_timeout``, ``heartbeat``, ``max_size``,
@@ -948,25 +970,24 @@ def connect(
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate agent ids in {ids!r}")
     streams = []
+    recorder = None
     try:
+        if record_to is not None:
+            from .recording import Recorder
+
+            # one file for the group: every line names its agent
+            recorder = Recorder(record_to, url=redact(base), agent_ids=ids)
         for a in ids:
-            rec = _per_agent_path(record_to, a) if record_to is not None else None
             streams.append(
-                AgentStream(a, base, token=token, record_to=rec, max_rows=max_rows, backfill=backfill, **kw)
+                AgentStream(a, base, token=token, record_to=recorder, max_rows=max_rows, backfill=backfill, **kw)
             )
     except BaseException:
         for s in streams:
             s.stop()
+        if recorder is not None:
+            recorder.close()
         raise
-    return StreamGroup(streams)
-
-
-def _per_agent_path(path: Any, agent: str) -> Any:
-    import os
-
-    p = os.fspath(path)
-    for suffix in (".jsonl.gz", ".jsonl", ".gz"):
-        if p.endswith(suffix):
-            return p[: -len(suffix)] + f".{agent}" + suffix
-    return p + f".{agent}"
-
+    group = StreamGroup(streams)
+    if recorder is not None:
+        group._add_closer(recorder.close)
+    return group
