@@ -802,3 +802,32 @@ def test_cli_export(tmp_path, recorded, logs, capsys):
     assert "no such file" in capsys.readouterr().err
     args = parser.parse_args(["record", "a,b", str(tmp_path / "r.jsonl"), "--url", "ws://h:1", "--duration", "1"])
     assert args.agents == "a,b" and args.func is recording.cmd_record
+
+
+# ---------------------------------------------------------------- live stream to recording
+
+
+def test_live_group_recording_loads_to_the_live_tables(tmp_path):
+    """A real stream (simulator over loopback) recorded to one file loads to its own tables."""
+    sim_mod = pytest.importorskip("roma_notebook.simulator")
+    import roma_notebook as rn
+
+    path = tmp_path / "live.jsonl.gz"
+    agents = ["deepseek-chat-v3.1", "qwen3-max"]
+    with sim_mod.Simulator(agents=tuple(agents), seed=7, speed=600) as sim:
+        group = rn.connect(agents, url=sim.url, record_to=path)
+        try:
+            group.wait_for("decision", count=2, timeout=60)
+        finally:
+            group.stop()
+    rec = load(path)
+    assert rec.agent_ids == agents
+    assert len(rec.cycles) >= 4 and len(rec.account) >= 2
+    for name in TABLE_NAMES:
+        live = group._frame(name)
+        live = live.assign(source=live["source"].mask(live["source"] == "live", "recording"))
+        got = rec.frame(name)
+        if name == "connections":
+            got = got.assign(source=got["source"].mask(got["source"] == "live", "recording"))
+        # a group keeps one table per agent; the file interleaves them in arrival order
+        pd.testing.assert_frame_equal(_sorted(got), _sorted(live), obj=name)
