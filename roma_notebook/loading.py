@@ -80,7 +80,9 @@ ACCEPTED_FORMATS = (
 _DECISION_NAME = re.compile(r"^decision_(\d{8})_(\d{6})(?:_cycle(-?\d+))?.*\.json$")
 _LOG_FILES = ("trade_history.json", "equity_history.json")
 _RECORDING_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
-_CHUNK = 1 << 20  # bytes read per step: big enough to amortise, small enough for progress
+# bytes read per step: big enough to amortise, small enough that a progress bar
+# moves several times a second (a gzip chunk decompresses to ~15x its size)
+_CHUNK = 1 << 18
 
 
 # ---------------------------------------------------------------- Recording
@@ -737,6 +739,10 @@ def _load_parquet(ctx: _Context, root: Path) -> None:
     from .parquet import read_export
 
     frames, manifest, problems = read_export(root, progress=ctx.progress.update)
+    if ctx.url is None and isinstance(manifest.get("url"), str):
+        from .recording import safe_url
+
+        ctx.url = safe_url(manifest["url"])
     agents = manifest.get("agents") if isinstance(manifest.get("agents"), list) else []
     counters = manifest.get("tables") if isinstance(manifest.get("tables"), dict) else {}
     _inject(ctx.tables, frames, [a for a in agents if isinstance(a, str)], counters)

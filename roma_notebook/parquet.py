@@ -3,7 +3,7 @@
 Layout written by :func:`to_parquet`::
 
     out/
-      _manifest.json                      format, version, agents, files per table
+      _manifest.json                      format, version, agents, url, files per table
       account/
         agent=deepseek-chat-v3.1/
           date=2025-11-02/part-0.parquet
@@ -234,6 +234,7 @@ def to_parquet(source: Any, directory: Any, *, partition_by_date: bool = True) -
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "partitioning": ["agent", "date"] if partition_by_date else ["agent"],
             "agents": agents,
+            "url": _source_url(source),
             "tables": manifest_tables,
         }
         # The manifest goes last: a crash mid-export leaves no folder that looks complete.
@@ -287,6 +288,16 @@ def _write_table(df: pd.DataFrame, name: str, root: Path, by_date: bool) -> dict
         order = f"_order/{name}.parquet"
         pq.write_table(pa.table({"row": pa.array(perm.astype(np.int64))}), root / order, compression="zstd")
     return {"rows": n, "files": files, "order": order}
+
+
+def _source_url(source: Any) -> str | None:
+    # the server a stream or recording came from, never with its token
+    url = getattr(source, "url", None)
+    if not isinstance(url, str):
+        return None
+    from .recording import safe_url
+
+    return safe_url(url)
 
 
 def _library_version() -> str:

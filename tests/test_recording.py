@@ -391,7 +391,7 @@ def test_any_frames_round_trip(tmp_path, frames, gz):
 def recorded(tmp_path):
     frames = session(("deepseek-chat-v3.1", "qwen3-max", "claude/sonnet 4"))
     path = tmp_path / "s.jsonl.gz"
-    record(path, frames)
+    record(path, frames, url=f"ws://localhost:8000?token={TOKEN}")
     return path, frames
 
 
@@ -403,7 +403,9 @@ def test_parquet_round_trip_is_exact(tmp_path, recorded):
     back = load(out)
     assert_same(back, direct(frames))
     assert back.agent_ids == rec.agent_ids
+    assert back.url == rec.url == "ws://localhost:8000"
     pd.testing.assert_frame_equal(back.stats(), rec.stats().assign(bytes=back.stats()["bytes"]))
+    assert TOKEN not in (out / "_manifest.json").read_text()
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["format"] == "roma-notebook-parquet" and manifest["version"] == 1
     assert set(manifest["tables"]) == set(TABLE_NAMES)
