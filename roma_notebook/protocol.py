@@ -546,6 +546,7 @@ def _reject_constant(name: str) -> float:
 
 
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_scan = _decoder.scan_once
 
 
 def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
@@ -575,7 +576,15 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
     if not frame:
         raise ProtocolError("empty", "empty frame")
     try:
-        obj = _decoder.decode(frame)
+        # The scanner alone reads the usual frame (one object, nothing around it)
+        # ~1 us faster than decode(); anything else goes through decode(), which
+        # gives the same value or the same error.
+        try:
+            obj, end = _scan(frame, 0)
+        except StopIteration:  # no value at 0: leading whitespace, or not JSON
+            end = -1
+        if end != len(frame):
+            obj = _decoder.decode(frame)
     except RecursionError:
         raise ProtocolError("not_json", "JSON nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError
