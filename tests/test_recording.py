@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -373,7 +372,7 @@ def test_other_jsonl_is_refused(tmp_path):
         load(newer)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(["a", "b é"]), st.integers(0, 2**62),
                           st.one_of(st.text(max_size=300), st.binary(max_size=100))), max_size=25),
        st.booleans())
