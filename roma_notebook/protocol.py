@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Union
 
@@ -207,6 +207,27 @@ Event = Union[
 ]
 
 
+def _constructor(cls: type) -> Any:
+    """A positional constructor of the frozen, slotted dataclass ``cls``, ~2x faster.
+
+    A frozen dataclass's ``__init__`` goes through ``object.__setattr__`` once per
+    field; this writes the slots through their descriptors. The object is the same
+    (same type, fields, equality, hash). Used for the events parsed most often.
+    """
+    names = [f.name for f in fields(cls)]
+    setters = {f"_set_{n}": getattr(cls, n).__set__ for n in names}
+    body = "".join(f"    _set_{n}(obj, {n})\n" for n in names)
+    source = f"def new({', '.join(names)}):\n    obj = _new(_cls)\n{body}    return obj\n"
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
+    exec(source, namespace)
+    return namespace["new"]
+
+
+_new_account = _constructor(AccountUpdate)
+_new_position = _constructor(Position)
+_new_position_update = _constructor(PositionUpdate)
+
+
 # ---------------------------------------------------------------- field readers
 # Each reader names the field it rejects: users see "bad_field: data.total_balance
 # must be a number, got 'abc'" in the errors table.
@@ -360,7 +381,9 @@ def format_time(ns: int | None) -> str | None:
 # ---------------------------------------------------------------- parsing
 
 
-def _account(d: dict, ts: int | None, where: str) -> AccountUpdate:
+def _account(d: Any, ts: int | None, where: str) -> AccountUpdate:
+    if type(d) is not dict:
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(d).__name__}")
     # Real backend: total_wallet_balance / total_unrealized_profit; docs: total_balance / unrealized_pnl.
     total = d.get("total_balance")
     if total is None and "total_wallet_balance" in d:
@@ -371,7 +394,7 @@ def _account(d: dict, ts: int | None, where: str) -> AccountUpdate:
         upnl = _num(d, "total_unrealized_profit", where)
     else:
         upnl = _num(d, "unrealized_pnl", where)
-    return AccountUpdate(
+    return _new_account(
         ts,
         total_f,
         _num(d, "available_balance", where),
@@ -383,7 +406,7 @@ def _account(d: dict, ts: int | None, where: str) -> AccountUpdate:
 def _position(p: Any, where: str) -> Position:
     if type(p) is not dict:
         raise ProtocolError("bad_field", f"{where} must be an object, got {type(p).__name__}")
-    return Position(
+    return _new_position(
         _req_str(p, "symbol", where),
         _req_str(p, "side", where).lower(),
         _num(p, "position_amt", where),
@@ -399,7 +422,14 @@ def _position(p: Any, where: str) -> Position:
 def _positions(data: Any, ts: int | None, where: str) -> PositionUpdate:
     if type(data) is not list:
         raise ProtocolError("bad_field", f"{where} must be a list, got {type(data).__name__}")
-    return PositionUpdate(ts, tuple(_position(p, f"{where}[{i}]") for i, p in enumerate(data)))
+    try:
+        return _new_position_update(ts, tuple([_position(p, where) for p in data]))
+    except ProtocolError:
+        # Name the item only when one is bad: formatting "data[i]" for every good
+        # item costs more than reading it. Reading is pure, so it fails again.
+        for i, p in enumerate(data):
+            _position(p, f"{where}[{i}]")
+        raise  # pragma: no cover - the loop above raised
 
 
 def _decision_item(it: Any, where: str) -> DecisionItem:
@@ -523,20 +553,15 @@ def closed_trade_from_dict(d: Any, where: str = "trade") -> ClosedTrade:
 
 __all__.append("closed_trade_from_dict")
 
+# message type -> reader(data, timestamp, where)
 _DOCUMENTED = {
-    "account_update": lambda data, ts: _account(_need_obj(data), ts, "data"),
-    "position_update": lambda data, ts: _positions(data, ts, "data"),
-    "decision": lambda data, ts: _decision(data, ts, "data"),
-    "trade_executed": lambda data, ts: _trade(data, ts, "data"),
-    "agent_status": lambda data, ts: _status(data, ts, "data"),
-    "performance": lambda data, ts: _performance(data, ts, "data"),
+    "account_update": _account,
+    "position_update": _positions,
+    "decision": _decision,
+    "trade_executed": _trade,
+    "agent_status": _status,
+    "performance": _performance,
 }
-
-
-def _need_obj(data: Any) -> dict:
-    if type(data) is not dict:
-        raise ProtocolError("bad_field", f"data must be an object, got {type(data).__name__}")
-    return data
 
 
 def _reject_constant(name: str) -> float:
@@ -605,7 +630,7 @@ def parse_object(obj: Any) -> tuple[Event, ...]:
             raise ProtocolError("unknown_type", f"type {_short(mtype)} is not a known message type")
         if "data" not in obj:
             raise ProtocolError("bad_field", f"data is missing in a {mtype} message")
-        return (handler(obj["data"], parse_time(obj.get("timestamp"))),)
+        return (handler(obj["data"], parse_time(obj.get("timestamp")), "data"),)
     return _snapshot(obj)
 
 
@@ -613,7 +638,7 @@ def _snapshot(obj: dict) -> tuple[Event, ...]:
     # Real backend snapshot: its timestamp is event-loop seconds, so rows use received_at.
     out: list[Event] = []
     if "account" in obj and obj["account"] is not None:
-        out.append(_account(_need_obj_at(obj["account"], "account"), None, "account"))
+        out.append(_account(obj["account"], None, "account"))
     if "positions" in obj and obj["positions"] is not None:
         out.append(_positions(obj["positions"], None, "positions"))
     if "performance" in obj and obj["performance"] is not None:
@@ -625,12 +650,6 @@ def _snapshot(obj: dict) -> tuple[Event, ...]:
             "unknown_type", "object has no 'type' and none of account/positions/performance/status"
         )
     return tuple(out)
-
-
-def _need_obj_at(v: Any, where: str) -> dict:
-    if type(v) is not dict:
-        raise ProtocolError("bad_field", f"{where} must be an object, got {type(v).__name__}")
-    return v
 
 
 # ---------------------------------------------------------------- encoding
@@ -827,7 +846,7 @@ def decision_record_events(rec: Any, cycle_hint: int | None = None) -> tuple[Eve
     out: list[Event] = [dec]
     acc = rec.get("account_state")
     if acc is not None:
-        out.append(_account(_need_obj_at(acc, "record.account_state"), ts, "record.account_state"))
+        out.append(_account(acc, ts, "record.account_state"))
     pos = rec.get("positions")
     if pos is not None:
         out.append(_positions(pos, ts, "record.positions"))
