@@ -5,8 +5,8 @@
 - a recording written by :class:`~roma_notebook.recording.Recorder` (``.jsonl``,
   ``.jsonl.gz``): its raw frames are replayed through the same
   :meth:`Tables.ingest <roma_notebook.tables.Tables.ingest>` a live stream uses
-  (``source="recording"``), so the DataFrames equal the live ones, bad frames
-  included. A torn last line (a crash mid-write) or a truncated gzip tail gives
+  (``source="live"``, as they were received), so the DataFrames equal the live
+  ones, bad frames included. A torn last line (a crash mid-write) or a truncated gzip tail gives
   at most one ``errors`` row, never an exception;
 - a Parquet export folder written by :func:`roma_notebook.parquet.to_parquet`
   (rows, dtypes and row order come back exactly);
@@ -572,7 +572,8 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     scan = json.JSONDecoder().scan_once
     b64 = base64.b64decode
     blocks = _Blocks(path, ctx.progress.update)
-    src = "recording"
+    # recorded frames were received live: the same source, so loaded == live exactly
+    src = "live"
     carry = b""
     lineno = 0
     seen_line = False  # has any line been used yet (the first must be a header or frame)

@@ -378,7 +378,7 @@ class Tables:
         try:
             events = P.parse(frame)
         except ProtocolError as exc:
-            self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq)
+            self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)
             return ()
         append = self.append
         for ev in events:

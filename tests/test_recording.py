@@ -97,7 +97,7 @@ def record(path: Path, frames, **kw) -> None:
             rec.write(a, t, f)
 
 
-def direct(frames, source: str = "recording", tables: Tables | None = None) -> Tables:
+def direct(frames, source: str = "live", tables: Tables | None = None) -> Tables:
     """The tables a live stream would have built from the same frames."""
     t = tables if tables is not None else Tables()
     for a, ns, f in frames:
@@ -134,7 +134,7 @@ def test_recording_loads_to_the_live_tables(tmp_path, suffix):
     # values and counts, not just equality with the reference
     acc = rec.account
     assert len(acc) == 2 * 4  # 3 documented updates + 1 snapshot per agent
-    assert (acc["source"] == "recording").all()
+    assert (acc["source"] == "live").all()
     first = acc[acc.agent_id == "deepseek-chat-v3.1"].iloc[0]
     assert first.total_balance == 10_012.5 and first.used_percentage == 16.0
     assert first.timestamp == pd.Timestamp("2025-11-02T10:30:00Z")
@@ -245,7 +245,7 @@ def test_connection_events_round_trip(tmp_path):
         rec.write_connection("a", T0, "connected", "ws://h:1")
         t.add_connection("a", "connected", "ws://h:1", T0)
         rec.write("a", T0 + 5, "junk")
-        t.ingest("a", "junk", T0 + 5, source="recording")
+        t.ingest("a", "junk", T0 + 5, source="live")
         rec.write_connection("a", T0 + 9, "disconnected", "1006")
         t.add_connection("a", "disconnected", "1006", T0 + 9)
     loaded = load(path)
@@ -700,7 +700,7 @@ def test_list_of_paths_merges(tmp_path, logs):
     both = load([pa_, logs])
     assert both.agent_ids == ["a", "deepseek-chat-v3.1", "qwen3-max"]
     assert len(both.cycles) == 3 + 5
-    assert set(both.account["source"]) == {"recording", "log"}
+    assert set(both.account["source"]) == {"live", "log"}
     globbed = load(str(tmp_path / "*.jsonl*"))
     assert_same(globbed, expected)
     folder = tmp_path / "recs"
@@ -826,9 +826,6 @@ def test_live_group_recording_loads_to_the_live_tables(tmp_path):
     assert len(rec.cycles) >= 4 and len(rec.account) >= 2
     for name in TABLE_NAMES:
         live = group._frame(name)
-        live = live.assign(source=live["source"].mask(live["source"] == "live", "recording"))
         got = rec.frame(name)
-        if name == "connections":
-            got = got.assign(source=got["source"].mask(got["source"] == "live", "recording"))
         # a group keeps one table per agent; the file interleaves them in arrival order
         pd.testing.assert_frame_equal(_sorted(got), _sorted(live), obj=name)
