@@ -90,6 +90,51 @@ def _widgets():
     return W, go, make_subplots
 
 
+_FIGURE_CLASS: Any = None
+
+
+def _figure_class() -> Any:
+    """A ``go.FigureWidget`` whose update messages are complete for every trace they touch.
+
+    Two things in plotly 7.1's widget, measured in JupyterLab 4.6, and fixed here
+    by rewriting the one message a ``batch_update`` sends:
+
+    - A batch that changes a property on some traces only sends a placeholder for
+      the others, and the widget's model in the page stores that placeholder as the
+      value. Every view created later (a second ``display``, a page reload) then
+      loses colours, hover texts or whole series. The message is filled in with
+      the current values of the untouched traces instead.
+    - When an update replaces the x data of a shown figure, plotly.js re-guesses
+      the axis type and draws epoch milliseconds on a ``linear`` axis. The axis
+      type rides along in the same message, so there is still a single redraw.
+    """
+    global _FIGURE_CLASS
+    if _FIGURE_CLASS is None:
+        import plotly.graph_objects as go
+        from plotly.basedatatypes import Undefined
+
+        class CompleteUpdateFigureWidget(go.FigureWidget):
+            _date_axes: tuple[str, ...] = ()
+
+            def _send_update_msg(self, restyle_data, relayout_data, trace_indexes=None,
+                                 source_view_id=None):
+                idx = self._normalize_trace_indexes(trace_indexes)
+                full = {}
+                for key, vals in (restyle_data or {}).items():
+                    if isinstance(vals, list) and any(v is Undefined for v in vals):
+                        vals = [self.data[t][key] if v is Undefined else v
+                                for t, v in zip(idx, vals)]
+                    full[key] = vals
+                relayout_data = dict(relayout_data or {})
+                if "x" in full:
+                    for ax in self._date_axes:
+                        relayout_data.setdefault(f"{ax}.type", "date")
+                return super()._send_update_msg(full, relayout_data, idx, source_view_id)
+
+        _FIGURE_CLASS = CompleteUpdateFigureWidget
+    return _FIGURE_CLASS
+
+
 def _window_options(key: str) -> list[tuple[str, str]]:
     opts = [(_WINDOW_LABELS[k], k) for k in WINDOWS]
     if key not in WINDOWS:
@@ -440,7 +485,8 @@ class Dashboard(_ViewBase):
         fig.update_xaxes(type="date")
         fig.update_yaxes(title_text="balance", row=1, col=1)
         fig.update_yaxes(title_text="P&L", row=2, col=1)
-        self.figure = go.FigureWidget(fig)
+        self.figure = _figure_class()(fig)
+        self.figure._date_axes = ("xaxis", "xaxis2")
 
         self.status = W.HTML()
         self._make_controls(W)
@@ -453,10 +499,13 @@ class Dashboard(_ViewBase):
         self.feed = W.HTML()
         pos_title = W.HTML("<b>Open positions</b>")
         feed_title = W.HTML("<b>Decisions</b> <small>(newest first; click to expand)</small>")
-        pos_box = W.VBox([pos_title, self.positions], layout=W.Layout(flex="1 1 45%", min_width="320px"))
+        # positions take the width their columns need; the feed gets the rest
+        pos_box = W.VBox([pos_title, self.positions],
+                         layout=W.Layout(flex="0 1 auto", max_width="100%", overflow="auto",
+                                         margin="0 16px 0 0"))
         feed_box = W.VBox(
             [feed_title, self.feed],
-            layout=W.Layout(flex="1 1 55%", min_width="320px", max_height="360px", overflow="auto"),
+            layout=W.Layout(flex="1 1 360px", min_width="320px", max_height="360px", overflow="auto"),
         )
         controls = W.HBox([self.pause_button, self.window_dropdown, self.symbol_dropdown])
         bottom = W.HBox([pos_box, feed_box], layout=W.Layout(flex_flow="row wrap", width="100%"))
@@ -798,7 +847,8 @@ class GroupDashboard(_ViewBase):
             for i, a in enumerate(self._streams())
         ]
         self._trace_agents = list(self._streams())
-        self.figure = go.FigureWidget(data=traces, layout=layout)
+        self.figure = _figure_class()(data=traces, layout=layout)
+        self.figure._date_axes = ("xaxis",)
         self.status = W.HTML()
         self.leaderboard = W.HTML()
         self._make_controls(W)

@@ -228,6 +228,12 @@ def test_new_rows_reach_the_figure_within_two_refresh_periods(dash):
     msgs = figure_updates(fig, mark)
     assert len(msgs) == d.figure_update_count - updates0 >= 1
     assert {0, 4} <= set(msgs[-1]["style_traces"])
+    # the axis type rides along: plotly.js would re-guess "linear" for epoch ms
+    assert msgs[-1]["layout_data"]["xaxis.type"] == "date"
+    # no placeholders: the page's model would store them as values
+    for m in msgs:
+        for key, vals in m["style_data"].items():
+            assert "_undefined_" not in (vals if isinstance(vals, list) else [vals]), key
 
 
 def test_refresh_rate_is_capped_at_1000_messages_per_second(dash):
