@@ -282,9 +282,10 @@ def _to_array(kind: str, col: Any, cats: list[str]) -> Any:
     if kind == "c":
         codes = np.frombuffer(col, dtype=np.int32) if len(col) else np.empty(0, np.int32)
         mask = codes < 0
-        dictionary = pa.array(cats, type=pa.string())
+        # large_string is what pandas' "string" dtype holds: cast once, not twice
+        dictionary = pa.array(cats, type=pa.large_string())
         idx = pa.array(codes, mask=mask if mask.any() else None, type=pa.int32())
-        arr = pa.DictionaryArray.from_arrays(idx, dictionary).cast(pa.string())
+        arr = pa.DictionaryArray.from_arrays(idx, dictionary).cast(pa.large_string())
         return pd.array(arr, dtype="string")
     return pd.array(col, dtype="string")
 
@@ -659,11 +660,15 @@ class Tables:
                 with self._lock:
                     buf, tb.buf = tb.buf, _Buffer(tb.kinds)
                     cats = [list(c) for c in tb.cats]
+                # copy=False: the arrays are fresh (or views of a buffer nobody
+                # appends to any more); copying would also stack the float columns
+                # into one block, half the cost of a first access
                 chunk = pd.DataFrame(
                     {
                         c: _to_array(k, col, cats[j])
                         for j, (c, k, col) in enumerate(zip(tb.columns, tb.kinds, buf.cols))
-                    }
+                    },
+                    copy=False,
                 )
                 if len(tb.cache):
                     df = pd.concat([tb.cache, chunk], ignore_index=True)
