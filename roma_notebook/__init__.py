@@ -22,7 +22,10 @@ from .analytics import (
     round_trips,
 )
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, ProtocolError, RomaError
+from .loading import Recording, load
 from .rest import agents
+from .samples import sample_recording
+from .simulator import Simulator
 from .stream import AgentStream, StreamGroup, connect
 
 __version__ = "0.1.0"
@@ -37,6 +40,10 @@ __all__ = [
     "AgentStream",
     "StreamGroup",
     "agents",
+    "Simulator",
+    "load",
+    "Recording",
+    "sample_recording",
     "metrics",
     "report",
     "equity",
