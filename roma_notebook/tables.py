@@ -707,7 +707,9 @@ class Tables:
     def counts(self) -> dict[str, int]:
         """Rows ever appended per table (cheap; for views and wait conditions)."""
         out = {name: tb.total for name, tb in self._t.items()}
-        out["positions"] = sum(len(v[4]) for v in self._open.values())
+        with self._lock:  # the writer adds agents to _open: iterate a snapshot
+            open_sets = list(self._open.values())
+        out["positions"] = sum(len(v[4]) for v in open_sets)
         return out
 
     def table_version(self, name: str) -> int:

@@ -580,15 +580,30 @@ def test_reader_changes_do_not_leak(name):
     df["extra"] = 1
     del df["agent_id"]
     pd.testing.assert_frame_equal(t.frame(name), before)
-    # and after more rows went through the incremental path
+    # and after more rows went through the incremental (concat) path
     t2 = seeded()
     first = t2.frame(name)
+    original = first.copy()
     first.loc[0, "seq"] = 999
+    first.iloc[0, 5] = None
     for i, text in enumerate(SEED_FRAMES.values()):
         t2.ingest(AGENT, text.replace("123", "124").replace("12345678", "1"), R0 + 10 + i)
     again = t2.frame(name)
-    assert again["seq"].iloc[0] in (0, 1, 2, 4, 5, 6, 7, 9)  # never the reader's 999
     assert 999 not in again["seq"].tolist()
+    if name != "positions":  # positions is replaced by the newest open set
+        assert len(again) == 2 * len(original)
+        pd.testing.assert_frame_equal(again.iloc[: len(original)], original)
+
+
+def test_numpy_views_of_a_frame_cannot_write_through():
+    t = Tables()
+    for i in range(3):
+        t.ingest(AGENT, acc_frame(i), R0 + i)
+    df = t.frame("account")
+    with pytest.raises(ValueError):
+        df["total_balance"].to_numpy()[0] = -1.0  # copy-on-write hands out read-only views
+    df.values[0, 4] = -1.0  # a fresh 2-D copy
+    assert t.frame("account")["total_balance"].tolist() == [0.0, 2.0, 4.0]
 
 
 def test_repeat_access_returns_equal_frames():
@@ -709,3 +724,36 @@ def test_one_writer_two_readers_no_torn_rows():
     assert len(c) == n // 10
     check_decisions(t.frame("decisions"), c)
     assert len(t.frame("decisions")) == sum(k % 4 for k in range(n // 10))
+
+
+def test_counts_while_the_writer_adds_agents():
+    # counts() used to iterate the open-position dict while the writer grew it
+    t = Tables()
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def reader():
+        try:
+            while not done.is_set():
+                t.counts()
+                t.agents()
+        except BaseException as exc:
+            failures.append(exc)
+
+    update = P.PositionUpdate(None, (P.Position("BTCUSDT", "long", 1.0, 1.0, 1.0, 0.0, 0.0, 1, 1.0),))
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    th = threading.Thread(target=reader)
+    th.start()
+    try:
+        for i in range(20_000):
+            t.append(f"agent{i}", update, R0, 0)
+            if failures:
+                break
+    finally:
+        done.set()
+        th.join(timeout=60)
+        sys.setswitchinterval(old_interval)
+    if failures:
+        raise failures[0]
+    assert t.counts()["positions"] == 20_000
