@@ -230,7 +230,8 @@ class _ViewBase:
             try:
                 key = self._change_key()
                 if key != self._last_key:
-                    self._refresh(key)
+                    s = self._scheduler
+                    self._refresh(key, s.tick_started if s is not None else None)
                 elif time.monotonic() - self._last_status_at >= self.status_period:
                     self._refresh_status_now()
                     self.status_refresh_count += 1
@@ -238,8 +239,9 @@ class _ViewBase:
             except Exception as exc:  # noqa: BLE001 - never raise into the loop or kernel
                 self._note_error(exc)
 
-    def _refresh(self, key: Any = None) -> None:
-        self.refresh_times.append(time.monotonic())
+    def _refresh(self, key: Any = None, started: float | None = None) -> None:
+        # the scheduler's tick start, so recorded times keep its spacing guarantee
+        self.refresh_times.append(time.monotonic() if started is None else started)
         t0 = time.perf_counter()
         try:
             if key is None:
@@ -907,6 +909,8 @@ class GroupDashboard(_ViewBase):
     # --------------------------------------------------------------- refresh
 
     def _tick(self) -> None:
+        if self._paused:  # pausing the group pauses the agent view shown in it too
+            return
         super()._tick()
         child = self._active
         # the shown agent view rides on this scheduler; hidden ones cost nothing

@@ -47,6 +47,8 @@ class RenderScheduler:
 
     Attributes:
         ticks: ticks run so far.
+        tick_started: ``time.monotonic()`` at the start of the current or last tick;
+            tick starts are at least one period apart.
         errors: exceptions that escaped ``tick`` (the view should catch its own).
         last_cost: seconds the last tick took.
     """
@@ -60,6 +62,7 @@ class RenderScheduler:
         self.ticks = 0
         self.errors = 0
         self.last_cost = 0.0
+        self.tick_started = 0.0  # loop time (time.monotonic) of the current/last tick
         self._task: asyncio.Task | None = None
         self._done = threading.Event()
         self._stopping = False
@@ -92,12 +95,13 @@ class RenderScheduler:
         next_at = loop.time() + self.period
         try:
             while not self._stopping:
-                delay = next_at - loop.time()
-                if delay > 0:
+                # asyncio may wake a timer up to a clock tick early; the cap is strict
+                while (delay := next_at - loop.time()) > 0:
                     await asyncio.sleep(delay)
                 if self._stopping:
                     break
                 started = loop.time()
+                self.tick_started = started
                 t0 = time.perf_counter()
                 try:
                     self._tick()

@@ -223,10 +223,9 @@ def test_new_rows_reach_the_figure_within_two_refresh_periods(dash):
     wait_until(lambda: len(fig.data[0].x) == n0 + 50, 2 / d.fps + 0.2, "50 new points")
     # one batch_update per refresh: one update message per figure update, both
     # line traces in it, numbers as binary buffers
-    wait_until(lambda: len(figure_updates(fig, mark)) >= d.figure_update_count - updates0, 1.0,
-               "figure messages")
-    msgs = figure_updates(fig, mark)
-    assert len(msgs) == d.figure_update_count - updates0 >= 1
+    with d._lock:  # held by every refresh: messages and counters are consistent here
+        msgs = figure_updates(fig, mark)
+        assert len(msgs) == d.figure_update_count - updates0 >= 1
     assert {0, 4} <= set(msgs[-1]["style_traces"])
     # the axis type rides along: plotly.js would re-guess "linear" for epoch ms
     assert msgs[-1]["layout_data"]["xaxis.type"] == "date"
@@ -271,31 +270,29 @@ def test_a_million_rows_are_decimated_keeping_min_and_max(dash):
     src = LocalSource()
     app = src.tables.append
     n = 1_000_000
+    spikes = {333_333: 10_100.0, 777_777: 9_900.0}  # one-row extremes deep in history
     for i in range(n):
         t = T0 + i * SEC
-        app(AGENT, P.AccountUpdate(t, 10_000 + math.sin(i / 1000), 9_000.0,
+        app(AGENT, P.AccountUpdate(t, spikes.get(i, 10_000 + math.sin(i / 1000)), 9_000.0,
                                    math.cos(i / 777), 10.0), t)
-    spike_hi, spike_lo = 333_333, 777_777
-    for i, v in ((n, 0.0), (n + 1, 0.0)):
-        app(AGENT, P.AccountUpdate(T0 + i * SEC, 10_000.0, 9_000.0, v, 10.0), T0 + i * SEC)
     d = dash(src, fps=4, max_points=2000)
     bal = src.tables.frame("account")["total_balance"].to_numpy()
     fig = d.figure
     for tr in (fig.data[0], fig.data[4]):
         assert 1000 <= len(tr.x) <= 2000
-    assert max(fig.data[0].y) == bal.max() and min(fig.data[0].y) == bal.min()
+    assert max(fig.data[0].y) == bal.max() == 10_100.0
+    assert min(fig.data[0].y) == bal.min() == 9_900.0
 
     # a spike arriving live is drawn, and the update stays small
     SENT.clear()
     for k, v in ((0, 10_500.0), (1, 9_500.0)):
-        t = T0 + (n + 2 + k) * SEC
+        t = T0 + (n + k) * SEC
         app(AGENT, P.AccountUpdate(t, v, 9_000.0, 0.0, 10.0), t)
     wait_until(lambda: max(fig.data[0].y) == 10_500.0 and min(fig.data[0].y) == 9_500.0,
                3.0, "the spike")
     assert len(fig.data[0].x) <= 2000
     sent = sum(len(str(data)) + nbytes for _, data, nbytes in SENT)
     assert sent < 400_000, f"{sent} bytes for one refresh"
-    _ = (spike_hi, spike_lo)
 
 
 def test_pause_stops_updates_and_resume_restarts(dash):
@@ -524,3 +521,27 @@ def test_dashboard_of_a_real_stream_from_the_simulator():
         finally:
             stream.stop()
         assert d.closed, "stopping the stream closes its dashboard"
+
+
+def test_group_dashboard_of_real_streams():
+    from roma_notebook.simulator import Simulator
+    from roma_notebook.stream import connect
+
+    agents = ["deepseek-chat-v3.1", "qwen3-max"]
+    with Simulator(agents, seed=5, speed=600) as sim:
+        sim.start()
+        group = connect(agents, url=sim.url)
+        try:
+            group.wait_for("account_update", count=2, timeout=30)
+            gd = group.dashboard(fps=8)
+            wait_until(lambda: all(len(t.x) >= 3 for t in gd.figure.data), 5.0, "both agents")
+            wait_until(lambda: "qwen3-max" in gd.leaderboard.value, 5.0, "the leaderboard")
+            gd.agent_dropdown.value = "qwen3-max"
+            child = gd.agent_view("qwen3-max")
+            n = len(child.figure.data[0].x)
+            wait_until(lambda: len(child.figure.data[0].x) > n, 5.0, "the agent view moves")
+            assert gd.refresh_errors == 0 and child.refresh_errors == 0, (
+                gd.last_refresh_error or child.last_refresh_error)
+        finally:
+            group.stop()
+        assert gd.closed and child.closed
