@@ -122,11 +122,199 @@ def _serve(sim, agents: list[str], args: argparse.Namespace, stop: threading.Eve
     return 0
 
 
+# ---------------------------------------------------------------- record
+
+
+def add_record_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``roma-notebook record URL AGENT[,AGENT...] OUT``."""
+    p.add_argument("url", help="server base URL, e.g. ws://localhost:8000")
+    p.add_argument("agents", metavar="AGENT", help="agent id, or several separated by commas")
+    p.add_argument("out", metavar="OUT", help="recording path, e.g. session.jsonl.gz (gzip when .gz)")
+    p.add_argument("--token", default=None, help="auth token (never written to the recording)")
+    p.add_argument("--duration", type=float, default=None, help="seconds to record (default: until Ctrl-C)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def run_record(args: argparse.Namespace) -> int:
+    """Record every frame of the agents' streams to OUT until the duration ends or Ctrl-C.
+
+    Returns 1 when every stream failed (unknown agent, bad token, no server).
+    """
+    import time
+
+    from .stream import connect
+
+    agents = [a.strip() for a in str(args.agents).split(",") if a.strip()]
+    if not agents:
+        print("roma-notebook record: give at least one agent id", file=sys.stderr)
+        return 2
+    try:
+        s = connect(agents[0] if len(agents) == 1 else agents, url=args.url, token=args.token, record_to=args.out)
+    except (TypeError, ValueError, OSError) as exc:
+        print(f"roma-notebook record: {exc}", file=sys.stderr)
+        return 2
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    code = 0
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            left = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+            time.sleep(left)
+            state = s.state
+            states = list(state.values()) if isinstance(state, dict) else [state]
+            if not args.quiet:
+                print(
+                    f"\r{'/'.join(states)}: account={len(s.account)} decisions={len(s.decisions)} "
+                    f"errors={len(s.errors)}",
+                    end="", file=sys.stderr, flush=True,
+                )
+            if all(st == "failed" for st in states):
+                streams = s.streams.values() if hasattr(s, "streams") else [s]
+                for st in streams:
+                    print(f"\nroma-notebook record: {st.last_error}", file=sys.stderr)
+                code = 1
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        s.stop()
+        if not args.quiet:
+            print(file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------- export
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``roma-notebook export IN [IN ...] OUTDIR``."""
+    p.add_argument("inputs", nargs="+", metavar="IN", help="recording, ROMA-01 logs folder or Parquet export")
+    p.add_argument("outdir", metavar="OUTDIR", help="output folder")
+    p.add_argument("--no-date-partition", dest="partition_by_date", action="store_false",
+                   help="partition by agent only, not by agent and date")
+    p.add_argument("--max-rows", type=int, default=None, help="keep at most this many rows per table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Load the inputs (merged) and write them as a hive-partitioned Parquet export."""
+    from pathlib import Path
+
+    from .loading import load
+    from .parquet import to_parquet
+
+    if Path(args.outdir).resolve() in {Path(i).resolve() for i in args.inputs}:
+        print("roma-notebook export: OUTDIR must differ from the inputs", file=sys.stderr)
+        return 2
+    try:
+        rec = load(list(args.inputs), max_rows=args.max_rows, progress=False if args.quiet else None)
+        out = to_parquet(rec, args.outdir, partition_by_date=args.partition_by_date)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"roma-notebook export: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        counts = rec.tables.counts()
+        rows = ", ".join(f"{n}={c}" for n, c in counts.items() if c)
+        print(f"wrote {out} ({len(rec.agent_ids)} agents; {rows or 'no rows'})")
+    return 0
+
+
+# ---------------------------------------------------------------- lab
+
+
+def add_lab_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``roma-notebook lab``."""
+    p.add_argument("--notebook", default=None,
+                   help="notebook to open (default notebooks/01_live_agent.ipynb when present)")
+    p.add_argument("--port", type=int, default=8888, help="JupyterLab port; 0 picks a free one (default 8888)")
+    p.add_argument("--no-sim", action="store_true", help="do not start the simulator (use ROMA_URL)")
+    p.add_argument("--agents", default="deepseek-chat-v3.1,qwen3-max,claude-sonnet-4.5,gpt-5")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second (default 60)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--state-dir", default=".roma-notebook",
+                   help="where JupyterLab keeps its runtime files (default ./.roma-notebook)")
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    """Start the simulator and JupyterLab on the example notebook; Ctrl-C stops both.
+
+    The simulator's URL reaches the notebook as ``ROMA_URL``. JupyterLab's runtime,
+    config and workspace files go under ``--state-dir`` (in the current folder),
+    so nothing is written to the home directory.
+    """
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("jupyter") is None and not (Path(sys.executable).parent / "jupyter").exists():
+        print("roma-notebook lab: jupyter is not installed (pip install jupyterlab)", file=sys.stderr)
+        return 2
+    nb = Path(args.notebook) if args.notebook else Path("notebooks/01_live_agent.ipynb")
+    if args.notebook and not nb.exists():
+        print(f"roma-notebook lab: no such notebook: {nb}", file=sys.stderr)
+        return 2
+    root = nb.parent if nb.exists() else Path.cwd()
+    state = Path(args.state_dir).resolve()
+    env = dict(os.environ)
+    for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_CONFIG_DIR", "config"),
+                     ("JUPYTER_DATA_DIR", "data"), ("IPYTHONDIR", "ipython")):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+        env[var] = str(state / sub)
+    sim = None
+    if not args.no_sim:
+        from .simulator import Simulator
+
+        agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+        sim = Simulator(agents, seed=args.seed, speed=args.speed).start()
+        env["ROMA_URL"] = sim.url
+        env.pop("ROMA_TOKEN", None)
+        print(f"ROMA-01 simulator listening on {sim.url} (health: {sim.http_url}/health)", flush=True)
+    jupyter = str(Path(sys.executable).parent / "jupyter")
+    if not os.path.exists(jupyter):
+        jupyter = shutil.which("jupyter") or "jupyter"
+    cmd = [
+        jupyter, "lab", f"--port={args.port}", "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.root_dir={root.resolve()}", f"--LabApp.workspaces_dir={state / 'workspaces'}",
+        "--ServerApp.port_retries=0",
+    ]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if nb.exists():
+        cmd.append(f"--LabApp.default_url=/lab/tree/{nb.name}")
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    code = 0
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # pass lab's log through, and point at its URL
+            sys.stderr.write(line)
+            if "http://127.0.0.1:" in line and "token=" in line and "/lab" in line:
+                print(f"JupyterLab: {line.strip().split()[-1]}", flush=True)
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        if sim is not None:
+            sim.stop()
+    return code
+
+
 # ---------------------------------------------------------------- registry
 
 #: name -> (help, add-arguments function, run function)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "sim": ("serve a seeded ROMA-01 simulator (WebSocket + REST)", add_sim_arguments, run_sim),
+    "record": ("record agents' WebSocket frames to a JSON Lines file", add_record_arguments, run_record),
+    "export": ("convert recordings, ROMA-01 logs or exports to Parquet", add_export_arguments, run_export),
+    "lab": ("start the simulator and JupyterLab on the live notebook", add_lab_arguments, run_lab),
 }
 
 

@@ -74,8 +74,6 @@ __all__ = [
     "PARQUET_FORMAT",
     "PARQUET_VERSION",
     "MANIFEST",
-    "add_export_parser",
-    "cmd_export",
 ]
 
 #: value of the manifest's ``format`` key
@@ -445,67 +443,3 @@ def _conform(df: pd.DataFrame, expected: pd.DataFrame, name: str, root: Path, pr
                 col = pd.Series([pd.NA] * n).astype(want)
         out[c] = col.reset_index(drop=True)
     return pd.DataFrame(out)
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def add_export_parser(subparsers: Any) -> Any:
-    """Add ``roma-notebook export IN [IN ...] OUTDIR`` to an argparse subparsers object.
-
-    Example:
-        >>> import argparse
-        >>> p = argparse.ArgumentParser(); sub = p.add_subparsers(dest="command")
-        >>> _ = add_export_parser(sub)
-        >>> a = p.parse_args(["export", "s.jsonl.gz", "logs/decisions", "out"])
-        >>> a.inputs, a.outdir
-        (['s.jsonl.gz', 'logs/decisions'], 'out')
-    """
-    p = subparsers.add_parser(
-        "export",
-        help="convert recordings, ROMA-01 log folders or exports to Parquet",
-        description=(
-            "Load one or more recordings (.jsonl, .jsonl.gz), ROMA-01 logs/decisions "
-            "folders or Parquet exports, merged, and write them as a hive-partitioned "
-            "Parquet export to OUTDIR (replaced if it already holds an export)."
-        ),
-    )
-    p.add_argument("inputs", nargs="+", metavar="IN", help="recording file, logs folder or export folder")
-    p.add_argument("outdir", metavar="OUTDIR", help="output folder")
-    p.add_argument("--no-date-partition", dest="partition_by_date", action="store_false",
-                   help="partition by agent only, not by agent and date")
-    p.add_argument("--max-rows", type=int, default=None, help="keep at most this many rows per table")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    p.set_defaults(func=cmd_export)
-    return p
-
-
-def cmd_export(args: Any) -> int:
-    """Run ``roma-notebook export``: load the inputs, write the export, print a summary.
-
-    Returns:
-        Process exit code: 0, or 2 when an input is missing or not recognised
-        (the message goes to stderr).
-    """
-    import sys
-
-    from .loading import load
-
-    if Path(args.outdir).resolve() in {Path(i).resolve() for i in args.inputs}:
-        print("roma-notebook export: OUTDIR must differ from the inputs", file=sys.stderr)
-        return 2
-    try:
-        rec = load(list(args.inputs), max_rows=args.max_rows, progress=False if args.quiet else None)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"roma-notebook export: {exc}", file=sys.stderr)
-        return 2
-    try:
-        out = to_parquet(rec, args.outdir, partition_by_date=args.partition_by_date)
-    except ValueError as exc:
-        print(f"roma-notebook export: {exc}", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        counts = rec.tables.counts()
-        rows = ", ".join(f"{n}={counts[n]}" for n in TABLE_NAMES if counts[n])
-        print(f"wrote {out} ({len(rec.agent_ids)} agents; {rows or 'no rows'})")
-    return 0

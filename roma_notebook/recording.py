@@ -48,8 +48,6 @@ __all__ = [
     "RECORDING_FORMAT",
     "RECORDING_VERSION",
     "safe_url",
-    "add_record_parser",
-    "cmd_record",
 ]
 
 #: value of the header's ``format`` key
@@ -287,70 +285,3 @@ class Recorder:
 
 
 # ---------------------------------------------------------------- CLI
-
-
-def add_record_parser(subparsers: Any) -> Any:
-    """Add ``roma-notebook record AGENT[,AGENT...] OUT`` to an argparse subparsers object.
-
-    Example:
-        >>> import argparse
-        >>> p = argparse.ArgumentParser(); sub = p.add_subparsers(dest="command")
-        >>> _ = add_record_parser(sub)
-        >>> p.parse_args(["record", "a,b", "s.jsonl.gz", "--duration", "5"]).duration
-        5.0
-    """
-    p = subparsers.add_parser(
-        "record",
-        help="record agents' WebSocket frames to a JSON Lines file",
-        description=(
-            "Connect to agents' WebSocket streams and record every frame to OUT "
-            "(gzip when it ends in .gz; one file per agent when several are given). "
-            "Stops after --duration seconds or on Ctrl-C."
-        ),
-    )
-    p.add_argument("agents", help="agent id, or several separated by commas")
-    p.add_argument("out", help="recording path, e.g. session.jsonl.gz")
-    p.add_argument("--url", default="ws://localhost:8000", help="server base URL (default: %(default)s)")
-    p.add_argument("--token", default=None, help="auth token (never written to the recording)")
-    p.add_argument("--duration", type=float, default=None, help="seconds to record (default: until Ctrl-C)")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.set_defaults(func=cmd_record)
-    return p
-
-
-def cmd_record(args: Any) -> int:
-    """Run ``roma-notebook record``: connect, record until the duration ends or Ctrl-C.
-
-    Returns:
-        Process exit code (0 on success, 1 when the stream failed).
-    """
-    import sys
-
-    from . import stream as _stream
-
-    agents = [a.strip() for a in str(args.agents).split(",") if a.strip()]
-    if not agents:
-        raise SystemExit("record: give at least one agent id")
-    target: Any = agents[0] if len(agents) == 1 else agents
-    s = _stream.connect(target, url=args.url, token=args.token, record_to=args.out)
-    deadline = None if args.duration is None else time.monotonic() + args.duration
-    code = 0
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
-            state = s.state
-            states = state.values() if isinstance(state, dict) else [state]
-            if not args.quiet:
-                n = len(s.errors), len(s.account), len(s.decisions)
-                print(f"\r{'/'.join(states)}: account={n[1]} decisions={n[2]} errors={n[0]}",
-                      end="", file=sys.stderr, flush=True)
-            if all(st == "failed" for st in states):
-                code = 1
-                break
-    except KeyboardInterrupt:
-        pass
-    finally:
-        s.stop()
-        if not args.quiet:
-            print(file=sys.stderr)
-    return code

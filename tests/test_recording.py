@@ -787,22 +787,18 @@ def test_progress_bar_choice(monkeypatch):
 
 
 def test_cli_export(tmp_path, recorded, logs, capsys):
+    from roma_notebook.cli import build_parser, main
+
     path, frames = recorded
-    parser = argparse.ArgumentParser(prog="roma-notebook")
-    sub = parser.add_subparsers(dest="command")
-    parquet.add_export_parser(sub)
-    recording.add_record_parser(sub)
-    args = parser.parse_args(["export", str(path), str(logs), str(tmp_path / "out"), "--quiet"])
-    assert args.func(args) == 0
+    assert main(["export", str(path), str(logs), str(tmp_path / "out"), "--quiet"]) == 0
     rec = load(tmp_path / "out")
     assert rec.agent_ids == ["deepseek-chat-v3.1", "qwen3-max", "claude/sonnet 4"]
     # 3 cycles per recorded agent; the logs' deepseek cycles 1-3 repeat recorded ones (kept once)
     assert len(rec.cycles) == 9 + 2
-    args = parser.parse_args(["export", str(tmp_path / "missing.jsonl"), str(tmp_path / "o2")])
-    assert args.func(args) == 2
+    assert main(["export", str(tmp_path / "missing.jsonl"), str(tmp_path / "o2")]) == 2
     assert "no such file" in capsys.readouterr().err
-    args = parser.parse_args(["record", "a,b", str(tmp_path / "r.jsonl"), "--url", "ws://h:1", "--duration", "1"])
-    assert args.agents == "a,b" and args.func is recording.cmd_record
+    args = build_parser().parse_args(["record", "ws://h:1", "a,b", str(tmp_path / "r.jsonl"), "--duration", "1"])
+    assert (args.url, args.agents, args.duration) == ("ws://h:1", "a,b", 1.0)
 
 
 # ---------------------------------------------------------------- live stream to recording
