@@ -524,9 +524,18 @@ def _performance(d: Any, ts: int | None, where: str) -> Performance:
         _num(d, "sharpe_ratio", where),
         _num(d, "max_drawdown", where),
         _num(d, "total_pnl", where),
-        _num(d, "best_trade", where, allow_inf=True),
-        _num(d, "worst_trade", where, allow_inf=True),
+        _trade_pnl(d, "best_trade", where),
+        _trade_pnl(d, "worst_trade", where),
     )
+
+
+def _trade_pnl(d: dict, key: str, where: str) -> float:
+    # The real backend sends best/worst trade as {"symbol", "pnl"} (or null); a bare
+    # number is accepted too. Only the P&L is kept.
+    v = d.get(key)
+    if type(v) is dict:
+        return _num(v, "pnl", f"{where}.{key}")
+    return _num(d, key, where, allow_inf=True)
 
 
 def closed_trade_from_dict(d: Any, where: str = "trade") -> ClosedTrade:
