@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from array import array
@@ -319,6 +320,34 @@ def _b(v: bool | None) -> int:
     return -1 if v is None else int(v)
 
 
+class _KeySet:
+    """An insertion-ordered set that forgets its oldest keys beyond ``limit``."""
+
+    __slots__ = ("_d", "_limit")
+
+    def __init__(self, limit: int | None):
+        self._d: dict = {}
+        self._limit = limit
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._d
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def add(self, key: Any) -> None:
+        d = self._d
+        d[key] = None
+        if self._limit is not None and len(d) > self._limit:
+            # drop a tenth at once so the cost is amortised
+            for k in list(itertools.islice(d, len(d) - self._limit + self._limit // 10)):
+                del d[k]
+
+    def update(self, keys: Iterable[Any]) -> None:
+        for k in keys:
+            self.add(k)
+
+
 class Tables:
     """Accumulated rows of one or many agents, served as DataFrames.
 
@@ -344,8 +373,11 @@ class Tables:
         self._build_lock = threading.Lock()  # serialises readers building frames
         self._t = {name: _Table(name, max_rows) for name in TABLE_NAMES}
         self._seq: dict[str, int] = {}
-        self._seen_cycles: set[tuple[str, int]] = set()
-        self._seen_orders: set[tuple[str, str]] = set()
+        # de-duplication keys; with max_rows they are bounded too (oldest forgotten
+        # first: a reconnect only ever repeats recent cycles and fills)
+        limit = None if max_rows is None else max(4 * max_rows, 10_000)
+        self._seen_cycles = _KeySet(limit)
+        self._seen_orders = _KeySet(limit)
         # latest open position set per agent: {agent: (received, ts, seq, source, positions)}
         self._open: dict[str, tuple[int, int, int, str, tuple[P.Position, ...]]] = {}
         self._open_version = 0

@@ -68,7 +68,6 @@ def test_errors_hierarchy_exported():
     assert issubclass(rn.AuthenticationError, rn.ConnectionFailed)
 
 
-@pytest.mark.xfail(strict=False, reason="exports land with the stream/simulator/recording modules")
 def test_root_exports_design_public_api():
     missing = [n for n in DESIGN_NAMES if n not in rn.__all__ or not hasattr(rn, n)]
     assert not missing, f"missing from roma_notebook: {missing}"

@@ -757,3 +757,16 @@ def test_counts_while_the_writer_adds_agents():
     if failures:
         raise failures[0]
     assert t.counts()["positions"] == 20_000
+
+
+def test_dedupe_keys_are_bounded_with_max_rows():
+    from roma_notebook import protocol as P
+    from roma_notebook.tables import Tables
+
+    t = Tables(max_rows=1000)
+    for c in range(25_000):
+        t.append("a", P.Decision(None, c, "a", "r", ()), received_ns=c + 1)
+    assert len(t._seen_cycles) <= 10_000
+    # recent cycles are still recognised as duplicates
+    assert t.append("a", P.Decision(None, 24_999, "a", "r", ()), received_ns=1) is False
+    assert len(t.frame("cycles")) == 1000
