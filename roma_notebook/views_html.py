@@ -174,6 +174,8 @@ def _item_text(item: dict) -> str:
 
 def _action_color(action: Any) -> str:
     a = str(action or "").lower()
+    if "close" in a:  # closing is neither a bullish nor a bearish call
+        return GREY
     if "long" in a or a == "buy":
         return GREEN
     if "short" in a or a == "sell":

@@ -491,7 +491,10 @@ def _hover_entry(e: dict, its: list[dict]) -> tuple[str, float]:
     label = "cycle" if e["cycle"] is None else f"cycle {e['cycle']}"
     text = f"<b>{label}</b><br>{acts}" + (f"<br><i>{reasoning}</i>" if reasoning else "")
     a = str(its[0].get("action") or "").lower() if its else ""
-    tone = 1.0 if "long" in a or a == "buy" else -1.0 if "short" in a or a == "sell" else 0.0
+    if "close" in a:  # closing is neither a bullish nor a bearish call
+        tone = 0.0
+    else:
+        tone = 1.0 if "long" in a or a == "buy" else -1.0 if "short" in a or a == "sell" else 0.0
     return text, tone
 
 
