@@ -673,27 +673,34 @@ class AgentStream(TableProperties):
     def _frame(self, name: str) -> pd.DataFrame:
         return self.tables.frame(name)
 
-    def stats(self) -> dict[str, Any]:
-        """Messages, rate (msg/s, last ~10 s), last message time, reconnects, errors,
-        drops, state, and the per-table statistics under ``tables``."""
+    def stats(self, tables: bool = False) -> dict[str, Any]:
+        """Messages, rate (msg/s over the last ~10 s), last message time, reconnects,
+        errors, drops and duplicates; cheap enough for a view to poll.
+
+        Args:
+            tables: also include the per-table statistics (rows, bytes, drops)
+                under ``"tables"``; this builds DataFrames, so it costs more.
+        """
         now_s = time.time_ns() // 1_000_000_000
         recent = [(s, n) for s, n in list(self._rate_buckets) if now_s - 10 <= s < now_s]
         rate = sum(n for _, n in recent) / 10.0 if recent else 0.0
-        tstats = self.tables.stats()
+        totals = self.tables.totals()
         last = self._last_message_ns
-        return {
+        out: dict[str, Any] = {
             "agent_id": self.agent_id,
             "state": self._state,
             "messages": self._messages,
             "rate": rate,
             "last_message_at": pd.Timestamp(last, unit="ns", tz="UTC") if last else None,
             "reconnects": self._reconnects,
-            "errors": int(tstats.loc["errors", "rows"]),
-            "drops": int(tstats["dropped"].sum()),
-            "duplicates": int(tstats["duplicates"].sum()),
+            "errors": totals["errors"],
+            "drops": totals["dropped"],
+            "duplicates": totals["duplicates"],
             "callback_drops": self._callback_drops,
-            "tables": tstats,
         }
+        if tables:
+            out["tables"] = self.tables.stats()
+        return out
 
     def record(self, path: Any) -> Any:
         """Start recording every received frame to ``path`` (JSON Lines, gzip if .gz).
@@ -874,9 +881,7 @@ class StreamGroup(TableProperties):
         """One row of :meth:`AgentStream.stats` per agent (without the table detail)."""
         rows = []
         for s in self.streams.values():
-            st = s.stats()
-            st.pop("tables")
-            rows.append(st)
+            rows.append(s.stats())
         return pd.DataFrame(rows).set_index("agent_id")
 
     def stop(self) -> None:

@@ -157,10 +157,16 @@ def _dtype(kind: str) -> Any:
     }[kind]
 
 
+_EMPTY: dict[str, pd.DataFrame] = {}
+
+
 def empty_frame(name: str) -> pd.DataFrame:
     """A 0-row DataFrame with the columns and dtypes of table ``name``."""
-    cols = _COMMON + _SCHEMAS[name] + _SOURCE
-    return pd.DataFrame({c: pd.Series([], dtype=_dtype(k)) for c, k in cols})
+    df = _EMPTY.get(name)
+    if df is None:  # building one costs milliseconds; views ask often
+        cols = _COMMON + _SCHEMAS[name] + _SOURCE
+        df = _EMPTY[name] = pd.DataFrame({c: pd.Series([], dtype=_dtype(k)) for c, k in cols})
+    return df.copy(deep=False)
 
 
 class _Buffer:
@@ -779,6 +785,16 @@ class Tables:
             )
         out = pd.DataFrame(rows, columns=["table", "rows", "bytes", "dropped", "duplicates", "errors"])
         return out.set_index("table")
+
+    def totals(self) -> dict[str, int]:
+        """Cheap totals over all tables: rows dropped by ``max_rows``, duplicates
+        refused, and ``errors`` rows (no DataFrame is built)."""
+        with self._lock:
+            return {
+                "dropped": sum(tb.dropped for tb in self._t.values()),
+                "duplicates": sum(tb.duplicates for tb in self._t.values()),
+                "errors": self._t["errors"].total,
+            }
 
     def agents(self) -> list[str]:
         """Agent ids seen so far, in first-seen order."""
