@@ -19,6 +19,13 @@ __all__ = ["fetch_backfill", "BACKFILL_LIMITS"]
 BACKFILL_LIMITS = {"decisions": 200, "equity-history": 2000, "trades": 500}
 
 
+def _decision_only(rec: Any) -> tuple[Any, ...]:
+    events, problems = P.decision_record_events(rec)
+    if problems:
+        raise ProtocolError("bad_field", "; ".join(problems))
+    return tuple(e for e in events if e.kind == "decision")
+
+
 def fetch_backfill(
     base: str, agent_id: str, token: str | None = None, timeout: float = 10.0
 ) -> tuple[list[Any], list[str]]:
@@ -35,7 +42,7 @@ def fetch_backfill(
     problems: list[str] = []
     convert = {
         # equity-history is the account series; the records' account_state would repeat it
-        "decisions": lambda r: P.decision_record_events(r)[:1],
+        "decisions": _decision_only,
         "equity-history": lambda r: (P.equity_point_event(r),),
         "trades": lambda r: (P.closed_trade_from_dict(r),),
     }

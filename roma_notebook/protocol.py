@@ -836,38 +836,68 @@ def encode_snapshot(
 # ---------------------------------------------------------------- REST and log records
 
 
-def decision_record_events(rec: Any, cycle_hint: int | None = None) -> tuple[Event, ...]:
+def decision_record_events(
+    rec: Any, cycle_hint: int | None = None, default_ts: int | None = None
+) -> tuple[tuple[Event, ...], list[str]]:
     """Events of one decision-log record (REST ``/decisions`` item or ``decision_*.json``).
 
     A record carries the decision (``cycle_number``, ``chain_of_thought``,
-    ``decisions``) and the account and positions at that cycle. ``cycle_hint``
-    (e.g. from the file name) is used when the body lacks a cycle number.
+    ``decisions``) and the account and positions at that cycle. Each part is read
+    on its own, so a bad ``account_state`` costs that row only.
+
+    Args:
+        rec: the decoded record.
+        cycle_hint: cycle number to use when the body lacks one (from a file name).
+        default_ts: time to use when the record has no usable ``timestamp``.
+
+    Returns:
+        (events, problems): the usable events and one text per unusable part.
 
     Raises:
-        ProtocolError: the record is not an object or a field has the wrong type.
+        ProtocolError: the record is not an object.
+
+    Example:
+        >>> evs, problems = decision_record_events({"cycle_number": 3, "decisions": []})
+        >>> evs[0].cycle, problems
+        (3, [])
     """
     if type(rec) is not dict:
         raise ProtocolError("bad_field", f"decision record must be an object, got {type(rec).__name__}")
     ts = parse_time(rec.get("timestamp"))
-    dec = _decision(rec, ts, "record")
-    if dec.cycle is None and cycle_hint is not None:
-        dec = Decision(dec.timestamp, cycle_hint, dec.agent_id, dec.ai_reasoning, dec.decisions)
-    out: list[Event] = [dec]
-    acc = rec.get("account_state")
-    if acc is not None:
-        out.append(_account(acc, ts, "record.account_state"))
-    pos = rec.get("positions")
-    if pos is not None:
-        out.append(_positions(pos, ts, "record.positions"))
-    return tuple(out)
+    if ts is None:
+        ts = default_ts
+    events: list[Event] = []
+    problems: list[str] = []
+    try:
+        dec = _decision(rec, ts, "record")
+        if dec.cycle is None and cycle_hint is not None:
+            dec = Decision(dec.timestamp, cycle_hint, dec.agent_id, dec.ai_reasoning, dec.decisions)
+        events.append(dec)
+    except ProtocolError as exc:
+        problems.append(exc.detail)
+    for key, read in (("account_state", _account), ("positions", _positions)):
+        part = rec.get(key)
+        if part is None:
+            continue
+        try:
+            events.append(read(part, ts, f"record.{key}"))
+        except ProtocolError as exc:
+            problems.append(exc.detail)
+    return tuple(events), problems
 
 
-def equity_point_event(rec: Any) -> AccountUpdate:
-    """An account row from one ``equity-history`` point (``equity`` → total_balance)."""
+def equity_point_event(rec: Any, where: str = "equity") -> AccountUpdate:
+    """An account row from one ``equity-history`` point (``equity`` → total_balance).
+
+    Raises:
+        ProtocolError: not an object, ``equity`` missing, or a field of the wrong type.
+    """
     if type(rec) is not dict:
-        raise ProtocolError("bad_field", f"equity point must be an object, got {type(rec).__name__}")
-    upnl = _num(rec, "unrealized_pnl", "equity")
-    return AccountUpdate(parse_time(rec.get("timestamp")), _num(rec, "equity", "equity"), NaN, upnl, NaN)
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(rec).__name__}")
+    if rec.get("equity") is None:
+        raise ProtocolError("bad_field", f"{where}.equity is missing")
+    upnl = _num(rec, "unrealized_pnl", where)
+    return AccountUpdate(parse_time(rec.get("timestamp")), _num(rec, "equity", where), NaN, upnl, NaN)
 
 
 __all__ += ["decision_record_events", "equity_point_event"]
