@@ -955,21 +955,9 @@ class Exchange:
 
     def rest_positions(self) -> list[dict]:
         """``/positions`` body (documented position keys plus ``margin_type``)."""
-        out = []
-        for p in self.position_update(None).positions:
-            d = {
-                "symbol": p.symbol,
-                "side": p.side,
-                "position_amt": p.position_amt,
-                "entry_price": p.entry_price,
-                "mark_price": p.mark_price,
-                "unrealized_profit": p.unrealized_profit,
-                "pnl_percentage": p.pnl_percentage,
-                "leverage": p.leverage,
-                "liquidation_price": p.liquidation_price,
-                "margin_type": "isolated",
-            }
-            out.append(d)
+        out = event_to_data(self.position_update(None))  # the documented keys
+        for d in out:
+            d["margin_type"] = "isolated"
         return out
 
 
