@@ -31,11 +31,15 @@ def add_sim_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one (default 8000)")
     p.add_argument(
         "--agents",
-        default="deepseek-chat-v3.1,qwen3-max",
-        help="comma-separated agent ids (default deepseek-chat-v3.1,qwen3-max)",
+        default=None,
+        help="comma-separated agent ids (default deepseek-chat-v3.1,qwen3-max; with --replay, "
+        "every agent of the recording)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
+    p.add_argument(
+        "--speed", type=float, default=1.0,
+        help="simulated seconds per real second (with --replay: recording seconds per real second; default 1)",
+    )
     p.add_argument("--token", default=None, help="require ?token=TOKEN on WebSocket and REST calls")
     p.add_argument("--dialect", choices=("documented", "roma-backend"), default="documented")
     p.add_argument("--cycle-minutes", type=float, default=3.0, help="simulated minutes per decision cycle")
@@ -46,6 +50,15 @@ def add_sim_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--malformed-every", type=int, default=None, help="a broken frame after every N frames")
     p.add_argument("--firehose", type=int, default=None, help="N account_update frames on connect, at full speed")
     p.add_argument("--max-connections-per-ip", type=int, default=64)
+    p.add_argument(
+        "--replay", metavar="RECORDING", default=None,
+        help="serve this recording (.jsonl or .jsonl.gz) as a live stream instead of the simulated market",
+    )
+    p.add_argument("--replay-loop", action="store_true", help="with --replay: start over at the end")
+    p.add_argument(
+        "--replay-max-gap", type=float, default=5.0,
+        help="with --replay: longest real pause between two frames, in seconds (default 5)",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level for stderr (default INFO)")
 
 
@@ -57,7 +70,8 @@ def run_sim(args: argparse.Namespace) -> int:
     """
     from .simulator import Simulator  # lazy: keep `--help` fast
 
-    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    # None: the Simulator's default agents, or with --replay the recording's
+    agents = None if args.agents is None else [a.strip() for a in args.agents.split(",") if a.strip()]
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
         log.warning(
             "binding %s without --token: anyone who can reach this port can connect", args.host
@@ -79,8 +93,11 @@ def run_sim(args: argparse.Namespace) -> int:
             malformed_every=args.malformed_every,
             firehose=args.firehose,
             max_connections_per_ip=args.max_connections_per_ip,
+            replay=args.replay,
+            loop=args.replay_loop,
+            max_gap=args.replay_max_gap,
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, FileNotFoundError) as exc:
         print(f"roma-notebook sim: error: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -97,7 +114,7 @@ def run_sim(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
-def _serve(sim, agents: list[str], args: argparse.Namespace, stop: threading.Event) -> int:
+def _serve(sim, agents: list[str] | None, args: argparse.Namespace, stop: threading.Event) -> int:
     try:
         sim.start()
     except OSError as exc:
@@ -106,9 +123,14 @@ def _serve(sim, agents: list[str], args: argparse.Namespace, stop: threading.Eve
     try:
         print(f"ROMA-01 simulator listening on {sim.url}", flush=True)
         print(f"  REST       {sim.http_url}/api/agents", flush=True)
-        for a in agents:
+        for a in sim.agents:
             print(f"  WebSocket  {sim.url}/ws/agents/{a}", flush=True)
-        print(f"  seed={args.seed} speed={args.speed:g} dialect={args.dialect} (Ctrl-C stops)", flush=True)
+        if args.replay is not None:
+            print(
+                f"  replay={args.replay} speed={args.speed:g} loop={args.replay_loop} (Ctrl-C stops)", flush=True
+            )
+        else:
+            print(f"  seed={args.seed} speed={args.speed:g} dialect={args.dialect} (Ctrl-C stops)", flush=True)
         # A timed wait keeps noticing a dead simulator thread.
         while not stop.wait(0.2):
             if not sim.is_running:

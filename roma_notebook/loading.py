@@ -547,6 +547,38 @@ class _Blocks:
                 self.problem = "gzip stream ends early (the recording was not closed)"
 
 
+class _Lines:
+    """Complete text lines of a recording, one list per decompressed block.
+
+    The loader and :mod:`roma_notebook.replay` both read recordings through this,
+    so a damaged file means the same to both. Lines come without their newline;
+    after iteration ``tail`` holds the bytes after the last newline (a torn or
+    unterminated last line, possibly empty) and ``problem`` any gzip damage.
+    """
+
+    def __init__(self, path: Path, progress: Callable[[int], None] = lambda n: None):
+        self.blocks = _Blocks(path, progress)
+        self.tail = b""
+
+    @property
+    def problem(self) -> str | None:
+        return self.blocks.problem
+
+    def __iter__(self) -> Iterator[list[str]]:
+        carry = b""
+        for block in self.blocks:
+            if carry:
+                block = carry + block
+            cut = block.rfind(b"\n") + 1
+            carry = block[cut:]
+            # One decode per block, not per line: json on str is ~3x cheaper than on
+            # bytes. Complete lines only, so no UTF-8 sequence is split.
+            lines = block[:cut].decode("utf-8", "replace").split("\n")
+            lines.pop()  # the empty string after the last newline
+            yield lines
+        self.tail = carry
+
+
 def _gunzip_step(d: Any, data: bytes) -> tuple[list[bytes], Any]:
     """Feed ``data`` to a gzip decompressor, starting new ones at member boundaries."""
     out = [d.decompress(data)]
@@ -571,10 +603,9 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     # The C scanner itself: one call per line instead of loads -> decode -> raw_decode.
     scan = json.JSONDecoder().scan_once
     b64 = base64.b64decode
-    blocks = _Blocks(path, ctx.progress.update)
+    reader = _Lines(path, ctx.progress.update)
     # recorded frames were received live: the same source, so loaded == live exactly
     src = "live"
-    carry = b""
     lineno = 0
     seen_line = False  # has any line been used yet (the first must be a header or frame)
     last_agent: str | None = None
@@ -631,15 +662,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
         else:
             bad(line, "neither a header, a frame nor a connection event")
 
-    for block in blocks:
-        if carry:
-            block = carry + block
-        cut = block.rfind(b"\n") + 1
-        carry = block[cut:]
-        # One decode per block, not per line: json on str is ~3x cheaper than on
-        # bytes. Complete lines only, so no UTF-8 sequence is split.
-        lines = block[:cut].decode("utf-8", "replace").split("\n")
-        lines.pop()  # the empty string after the last newline
+    for lines in reader:
         base = lineno
         for i, line in enumerate(lines):
             # Fast path: a text frame line exactly as Recorder writes it.
@@ -666,6 +689,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             ingest(agent, frame, t, src)
         lineno = base + len(lines)
     problems = []
+    carry = reader.tail
     tail = carry.decode("utf-8", "replace")
     if tail.strip():
         lineno += 1
@@ -678,8 +702,8 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             tail = ""
         else:
             problems.append(f"torn last line ({len(carry)} bytes)")
-    if blocks.problem and (problems or lineno == 0 or "corrupt" in blocks.problem):
-        problems.append(blocks.problem)
+    if reader.problem and (problems or lineno == 0 or "corrupt" in reader.problem):
+        problems.append(reader.problem)
     if lineno == 0 and not problems:
         problems.append("empty file (no header, no frames)")
     # A gzip without its trailer that ends on a line boundary lost nothing we can

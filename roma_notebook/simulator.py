@@ -34,6 +34,22 @@ rotating through :data:`MALFORMED_KINDS`), ``firehose`` (N ``account_update``
 frames as fast as possible on connect), :meth:`Simulator.sent_frames`,
 :meth:`Simulator.disconnect_all`, :meth:`Simulator.set_running`.
 
+Replay: ``Simulator(replay="session.jsonl.gz", speed=10)`` serves a recording
+(see :mod:`roma_notebook.replay`) instead of the simulated market. The agents
+are the recording's; their frames go out verbatim (bad frames included) on one
+shared timeline that starts when the simulator starts (or at :meth:`Simulator.play`
+with ``paused=True``), spaced by the recorded receive-time gaps divided by
+``speed`` and capped at ``max_gap`` real seconds. A client connecting later
+first gets the latest account, positions and status frames played so far.
+``loop=True`` starts over after a 1 s pause at the end; otherwise the server
+stays up, idle. Tokens, connection caps, pings, ``drop_every``,
+:meth:`Simulator.sent_frames` work as live. REST: ``/``, ``/health``,
+``/api/agents`` (``is_running`` while the agent has frames left,
+``cycle_count`` = valid decisions played), ``/api/agents/{id}``, ``/account``
+and ``/positions`` (from the latest frames played; 404 before the first);
+``/performance``, ``/decisions``, ``/equity-history``, ``/trades`` and
+``/api/market/prices`` answer 404 ``{"detail": "not available in replay"}``.
+
 Example:
     >>> import json, urllib.request
     >>> with Simulator(["gpt-5"], seed=1, speed=600) as sim:
@@ -48,6 +64,7 @@ import asyncio
 import dataclasses
 import hmac
 import http
+import inspect
 import json
 import logging
 import math
@@ -63,6 +80,7 @@ from websockets.http11 import Request, Response
 
 from . import protocol
 from .market import NS, SPECS, SYMBOLS, World, to_ns
+from .replay import Replay, ReplayPlayer, read_replay
 
 __all__ = ["Simulator", "DIALECTS", "MALFORMED_KINDS"]
 
@@ -80,6 +98,10 @@ _MIN_REAL_MARK_INTERVAL = 0.25
 # Frames sent back to back before yielding to the loop, so one fast client
 # cannot starve the world or the other clients.
 _SEND_BATCH = 256
+# Replay with loop=True: real seconds between the last frame and the next pass,
+# so a very high speed replays the recording at most once a second.
+_REPLAY_LOOP_PAUSE = 1.0
+_DEFAULT_AGENTS = ("deepseek-chat-v3.1", "qwen3-max")
 
 T = TypeVar("T")
 
@@ -113,9 +135,11 @@ class Simulator:
     Args:
         agents: agent ids; the six default model names get their own styles,
             other names a style by stable hash. A single string is one agent.
+            Default: ``deepseek-chat-v3.1`` and ``qwen3-max``; with ``replay``,
+            every agent of the recording (a list serves only those).
         seed: seeds the market and the agents.
         speed: simulated seconds per real second (60 = a 3-minute cycle every
-            3 s).
+            3 s); with ``replay``, recording seconds per real second.
         host: interface to bind; ``127.0.0.1`` by default. Binding elsewhere
             without a ``token`` exposes the simulator to the network.
         port: TCP port; 0 picks a free one (read it back from :attr:`port`).
@@ -155,17 +179,33 @@ class Simulator:
             ``max_backlog`` frames while the firehose moves; a firehose stalled
             this many real seconds gets the client dropped.
         compression: ``None`` (default, fastest) or ``"deflate"``.
+        replay: a recording (path of a ``.jsonl``/``.jsonl.gz`` file, or a
+            :class:`~roma_notebook.replay.Replay`) to serve instead of the
+            simulated market (see the module docs). The market-only arguments
+            (``seed``, ``dialect``, ``cycle_minutes``, ``malformed_every``,
+            ``firehose``, ``snapshot_interval``, ``clock``, ``start_time``,
+            ``tick_seconds``, ``mark_interval``, ``initial_balance``,
+            ``volatility_scale``, ``error_rate``) must then keep their defaults.
+        loop: replay only: start over at the end instead of going idle.
+        max_gap: replay only: the longest real pause between two frames, in
+            seconds, so long idle stretches of a recording do not stall a demo.
+        paused: replay only: do not start the timeline until :meth:`play`
+            (lets clients connect first and receive every frame).
 
     Example:
         >>> sim = Simulator(["deepseek-chat-v3.1"], seed=7, speed=600).start()
         >>> sim.url.startswith("ws://127.0.0.1:")
         True
         >>> sim.stop()
+        >>> import roma_notebook as rn
+        >>> with Simulator(replay=rn.sample_recording(), speed=1000) as sim:
+        ...     sim.agents[:2]
+        ('deepseek-chat-v3.1', 'qwen3-max')
     """
 
     def __init__(
         self,
-        agents: Iterable[str] | str = ("deepseek-chat-v3.1", "qwen3-max"),
+        agents: Iterable[str] | str | None = None,
         *,
         seed: int = 0,
         speed: float = 1.0,
@@ -190,9 +230,32 @@ class Simulator:
         max_backlog: int = 10_000,
         stall_timeout: float = 5.0,
         compression: str | None = None,
+        replay: Any = None,
+        loop: bool = False,
+        max_gap: float = 5.0,
+        paused: bool = False,
     ):
         if isinstance(agents, str):
             agents = (agents,)
+        #: the :class:`~roma_notebook.replay.Replay` served, or None (simulated market)
+        self.replay: Replay | None = None
+        if replay is not None:
+            _check_replay_args(locals())
+            self.replay = replay if isinstance(replay, Replay) else read_replay(replay)
+            if agents is None:
+                agents = self.replay.agents
+            else:
+                agents = tuple(agents)
+                missing = [a for a in agents if a not in self.replay.agents]
+                if missing:
+                    raise ValueError(
+                        f"agents {missing} are not in the recording {str(self.replay.path)!r}; "
+                        f"it has {list(self.replay.agents)}"
+                    )
+        elif loop or paused or max_gap != 5.0:
+            raise ValueError("loop, max_gap and paused apply only to a replay (replay=...)")
+        elif agents is None:
+            agents = _DEFAULT_AGENTS
         self.agents: tuple[str, ...] = tuple(agents)
         if not self.agents:
             raise ValueError("agents must name at least one agent")
@@ -274,6 +337,15 @@ class Simulator:
             "ticks": 0,
             "time_slips": 0,
         }
+        #: replay only: start over at the end
+        self.loop = bool(loop)
+        self.max_gap = _positive(max_gap, "max_gap")
+        self._player = (
+            None if self.replay is None
+            else ReplayPlayer(self.replay, self.agents, speed=self.speed, max_gap=self.max_gap, loop=self.loop)
+        )
+        self._paused = bool(paused)
+        self._play_event: asyncio.Event | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -326,6 +398,12 @@ class Simulator:
     def __repr__(self) -> str:
         url = f"ws://{self._url_host()}:{self._port}" if self._port is not None else None
         tok = ", token=***" if self._token else ""
+        if self.replay is not None:
+            return (
+                f"Simulator(replay={str(self.replay.path)!r}, agents={list(self.agents)!r}, "
+                f"speed={self.speed:g}, loop={self.loop}{tok}, url={url!r}, state={self._state!r}, "
+                f"replay_state={self.replay_state!r})"
+            )
         return (
             f"Simulator(agents={list(self.agents)!r}, seed={self.seed}, speed={self.speed:g}, "
             f"dialect={self.dialect!r}{tok}, url={url!r}, state={self._state!r})"
@@ -375,6 +453,8 @@ class Simulator:
         first three frames, malformed frames included. ``roma-backend``: every
         snapshot sent to any client. Per-connection frames (the first three,
         firehose, pongs) are not recorded. At most ``history`` are kept.
+        Replay: every recorded frame played so far (not the catch-up frames a
+        newly connected client gets first).
 
         Example:
             >>> with Simulator(["gpt-5"], speed=600) as sim:
@@ -441,6 +521,8 @@ class Simulator:
             ...     sim.query(lambda w: w.agents["gpt-5"].exchange.initial_balance)
             10000.0
         """
+        if self.replay is not None:
+            raise RuntimeError("query() needs the simulated market; a replay has none")
 
         async def run() -> T:
             assert self._world is not None
@@ -459,12 +541,48 @@ class Simulator:
         """Stop or restart an agent's decision cycles (an ``agent_status`` goes
         out; positions keep being marked and stops still trigger)."""
         self._check_agent(agent_id)
+        if self.replay is not None:
+            raise RuntimeError("set_running() needs the simulated market; a replay plays what was recorded")
 
         async def run() -> None:
             assert self._world is not None
             self._dispatch(self._world.set_running(agent_id, running))
 
         self._call(run(), 10.0)
+
+    def play(self) -> None:
+        """Start the replay timeline of a ``paused=True`` replay (no-op otherwise).
+
+        Example:
+            >>> import roma_notebook as rn
+            >>> with Simulator(replay=rn.sample_recording(), speed=1e6, paused=True) as sim:
+            ...     before = sim.replay_state
+            ...     sim.play()
+            >>> before
+            'paused'
+        """
+        if self.replay is None:
+            raise RuntimeError("play() is for a replay (Simulator(replay=...))")
+        # Flag first, event second: _main sets the event itself if it reads the
+        # flag after this, and otherwise this finds the event already there.
+        self._paused = False
+        loop, ev = self._loop, self._play_event
+        if loop is not None and ev is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(ev.set)
+            except RuntimeError:  # loop closed meanwhile
+                pass
+
+    @property
+    def replay_state(self) -> str | None:
+        """``"paused"``, ``"playing"`` or ``"ended"`` (replay without ``loop``,
+        after the last frame); None when not a replay."""
+        p = self._player
+        if p is None:
+            return None
+        if p.state == "new":
+            return "paused" if self._paused else "playing"
+        return p.state
 
     def _call(self, coro: Any, timeout: float) -> Any:
         if not self.is_running or self._loop is None:
@@ -501,7 +619,7 @@ class Simulator:
         start = self._start_time
         if start is None:
             start = (time.time_ns() // NS) * NS
-        self._world = World(
+        self._world = None if self._player is not None else World(
             self.agents,
             seed=self.seed,
             start_time=start,
@@ -527,8 +645,13 @@ class Simulator:
             logger=logging.getLogger("roma_notebook.simulator.websockets"),
         )
         self._port = server.sockets[0].getsockname()[1]
-        self._dispatch(self._world.start_events())
-        tasks = [loop.create_task(self._drive())]
+        if self._world is not None:
+            self._dispatch(self._world.start_events())
+        # Assigned before reading the flag: see play().
+        self._play_event = asyncio.Event()
+        if not self._paused:
+            self._play_event.set()
+        tasks = [loop.create_task(self._drive() if self._player is None else self._replay_drive())]
         if self.drop_every:
             tasks.append(loop.create_task(self._drop_loop()))
         log.info("simulator listening on %s (agents: %s)", f"ws://{self._url_host()}:{self._port}", ", ".join(self.agents))
@@ -592,6 +715,44 @@ class Simulator:
                 await asyncio.sleep(0)
                 continue
             await asyncio.sleep(max(0.0, t0 + (done + 1) * real_per_tick - loop.time()))
+
+    async def _replay_drive(self) -> None:
+        """Replay: the one task that sends the recorded frames when they are due."""
+        loop = asyncio.get_running_loop()
+        p = self._player
+        assert p is not None and self._play_event is not None
+        await self._play_event.wait()
+        p.state = "playing"
+        log.info(
+            "replaying %s: %d frames of %s, %.1f recording s in %.1f real s (speed %g)",
+            self.replay.path if self.replay else "?", len(p.schedule), ", ".join(self.agents),
+            self.replay.duration if self.replay else 0.0, p.pass_seconds, self.speed,
+        )
+        if self.replay is not None and (self.replay.skipped or self.replay.problems):
+            log.warning(
+                "replay: %d unusable line(s) of %s skipped: %s", self.replay.skipped, self.replay.path,
+                "; ".join(self.replay.problems[:3]),
+            )
+        t0 = loop.time()
+        while True:
+            batch = p.take(loop.time() - t0, _SEND_BATCH)
+            for agent_id, frame in batch:
+                self._broadcast(agent_id, frame)
+            if len(batch) == _SEND_BATCH:
+                await asyncio.sleep(0)  # more are due: let senders and REST run first
+                continue
+            due = p.next_due()
+            if due is not None:
+                await asyncio.sleep(max(0.0, t0 + due - loop.time()))
+                continue
+            if not p.loop:
+                p.state = "ended"
+                log.info("replay ended after %d frames; still serving, idle (Ctrl-C stops)", len(p.schedule))
+                return
+            await asyncio.sleep(_REPLAY_LOOP_PAUSE)
+            p.rewind()
+            log.info("replay: starting pass %d", p.passes + 1)
+            t0 = loop.time()
 
     async def _drop_loop(self) -> None:
         assert self.drop_every is not None
@@ -686,6 +847,8 @@ class Simulator:
         return json.dumps([obj])  # not_object: a JSON array
 
     def _current_frames(self, agent_id: str) -> list[str]:
+        if self._player is not None:
+            return self._player.initial_frames(agent_id)  # type: ignore[return-value]
         w = self._world
         assert w is not None
         ag = w.agents[agent_id]
@@ -754,8 +917,8 @@ class Simulator:
         except ValueError:
             return
         if isinstance(obj, dict) and obj.get("type") == "ping":
-            assert self._world is not None
-            ts = time.time_ns() if self.clock == "wall" else self._world.time_ns
+            # a replay has no simulated clock: its pongs carry the wall clock
+            ts = time.time_ns() if self.clock == "wall" or self._world is None else self._world.time_ns
             c.outbox.append(json.dumps({"type": "pong", "timestamp": protocol.format_time(ts)}))
             c.wake.set()
 
@@ -877,6 +1040,9 @@ class Simulator:
             return _json(connection, 200, {"status": "healthy"})
         if not self._authorized(request, query):
             return _json(connection, 401, {"detail": "Invalid or missing token"})
+        if self._player is not None:
+            status, body = self._player.rest(path, query)
+            return _json(connection, status, body)
         w = self._world
         assert w is not None
         if path == "/api/agents":
@@ -921,6 +1087,26 @@ class Simulator:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+# Arguments that shape the simulated market. A replay serves the recorded
+# frames as they are, so any of them away from its default is a mistake.
+_MARKET_ONLY = (
+    "seed", "dialect", "cycle_minutes", "malformed_every", "firehose", "snapshot_interval", "clock",
+    "start_time", "tick_seconds", "mark_interval", "initial_balance", "volatility_scale", "error_rate",
+)
+
+
+def _check_replay_args(given: dict[str, Any]) -> None:
+    params = inspect.signature(Simulator.__init__).parameters
+    bad = [f"{n}={given[n]!r}" for n in _MARKET_ONLY if given[n] is not params[n].default
+           and given[n] != params[n].default]
+    if bad:
+        raise ValueError(
+            f"replay serves the recorded frames as they are; {', '.join(bad)} only "
+            f"make{'s' if len(bad) == 1 else ''} sense for the simulated market (drop "
+            f"{'it' if len(bad) == 1 else 'them'} or drop replay=)"
+        )
 
 
 def _positive(x: Any, name: str) -> float:
