@@ -339,6 +339,34 @@ def parse_time(value: Any) -> int | None:
     ns = _time_cache.get(value)
     if ns is not None:
         return ns
+    # Fast path for "YYYY-MM-DDTHH:MM:SS.fffZ": the whole second repeats from frame
+    # to frame and only the fraction changes, so cache the second, add the fraction.
+    if len(value) > 21 and value[19] == "." and value[-1] == "Z":
+        frac = value[20:-1]
+        if len(frac) <= 9 and frac.isascii() and frac.isdigit():
+            base = _second_cache.get(value[:19])
+            if base is None:
+                base = _parse_full(value[:19] + "Z")
+                if base is None:
+                    return None
+                if len(_second_cache) > 4096:
+                    _second_cache.clear()
+                _second_cache[value[:19]] = base
+            ns = base + int(frac.ljust(9, "0"))
+            return ns if ns < _NS_MAX else None
+    ns = _parse_full(value)
+    if ns is None:
+        return None
+    if len(_time_cache) > 4096:  # frames of one second share a stamp; keep it small
+        _time_cache.clear()
+    _time_cache[value] = ns
+    return ns
+
+
+_second_cache: dict[str, int] = {}
+
+
+def _parse_full(value: str) -> int | None:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
@@ -354,9 +382,6 @@ def parse_time(value: Any) -> int | None:
     if not _NS_MIN < ns < _NS_MAX:
         # outside datetime64[ns] (years ~1677-2262): unusable, like any bad stamp
         return None
-    if len(_time_cache) > 4096:  # frames of one second share a stamp; keep it small
-        _time_cache.clear()
-    _time_cache[value] = ns
     return ns
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import queue
 import random
 import socket
@@ -34,7 +35,7 @@ from . import loop as bgloop
 from . import protocol as P
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, RomaError
 from .tables import Tables
-from .urls import redact, redact_text, split_agent_url, ws_url
+from .urls import RedactingLogger, redact, redact_text, split_agent_url, ws_url
 
 __all__ = ["AgentStream", "StreamGroup", "connect", "TableProperties", "STATES", "EVENT_KINDS"]
 
@@ -202,6 +203,7 @@ class AgentStream(TableProperties):
         max_size: int | None = 16 * 2**20,
         ssl: Any = None,
         open_timeout: float = 10.0,
+        close_timeout: float | None = None,
         reconnect_base: float = 0.25,
         reconnect_cap: float = 30.0,
         connect_retries: int = 5,
@@ -221,11 +223,19 @@ class AgentStream(TableProperties):
         self._base = url
         self.tables = Tables(max_rows=max_rows)
         self._backfill = bool(backfill)
+        if close_timeout is None:
+            # A peer that stopped answering pings will not finish a closing
+            # handshake either: waiting websockets' default 10 s for it would
+            # stretch stall detection far past ping_interval + ping_timeout.
+            close_timeout = min(1.0, ping_timeout) if ping_timeout else 1.0
         self._ws_kwargs = dict(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             max_size=max_size,
             open_timeout=open_timeout,
+            close_timeout=close_timeout,
+            # websockets logs the request line (with ?token=) at DEBUG
+            logger=RedactingLogger(logging.getLogger("websockets.client"), token),
         )
         if ssl is not None:
             self._ws_kwargs["ssl"] = ssl
@@ -484,9 +494,13 @@ class AgentStream(TableProperties):
                 counts[None] = counts.get(None, 0) + 1
                 if self._callbacks:
                     self._dispatch(events)
-            if self._targets and self._target_met():
-                with self._cond:
-                    self._cond.notify_all()
+            targets = self._targets
+            if targets:
+                for k, n in targets:
+                    if counts.get(k, 0) >= n:
+                        with self._cond:
+                            self._cond.notify_all()
+                        break
 
     async def _ping_loop(self, ws: Any) -> None:
         # The documented JSON heartbeat, beside websockets' own protocol pings.
@@ -588,10 +602,6 @@ class AgentStream(TableProperties):
         new[k] = new.get(k, []) + [fn]
         self._callbacks = new
         return fn
-
-    def _target_met(self) -> bool:
-        counts = self._kind_counts
-        return any(counts.get(k, 0) >= n for k, n in self._targets)
 
     def _dispatch(self, events: Iterable[Any]) -> None:
         cbs = self._callbacks
@@ -946,7 +956,8 @@ def connect(
         max_rows: bound per table (oldest rows dropped and counted).
         backfill: fetch past decisions, equity and trades over REST first.
         **kw: ``ping_interval``, ``ping_timeout``, ``heartbeat``, ``max_size``,
-            ``ssl``, ``open_timeout``, ``reconnect_base``, ``reconnect_cap``,
+            ``ssl``, ``open_timeout``, ``close_timeout`` (default: ``ping_timeout``,
+            at most 1 s), ``reconnect_base``, ``reconnect_cap``,
             ``connect_retries``.
 
     Example:
