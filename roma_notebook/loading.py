@@ -1021,39 +1021,17 @@ def _read_decision(ctx: _Context, path: Path, units: list, account_cycles: set, 
     if not isinstance(body, dict):
         units.append((fallback, tie, ("error", f"{path}: expected a JSON object, got {type(body).__name__}", text)))
         return
+    events, problems = P.decision_record_events(body, cycle_hint=name_cycle, default_ts=fallback)
     ts = P.parse_time(body.get("timestamp"))
     if ts is None:
         ts = fallback
-    problems: list[str] = []
-    events: list[Any] = []
-    dec = dict(body)
-    if dec.get("cycle") is None and dec.get("cycle_number") is None and name_cycle is not None:
-        dec["cycle_number"] = name_cycle
-    dec.pop("positions", None)  # not part of a decision message; keeps errors focused
-    try:
-        (ev,) = P.parse_object({"type": "decision", "data": dec})
-        events.append(dataclasses.replace(ev, timestamp=ts))
-        cycle = ev.cycle
-    except ProtocolError as exc:
-        problems.append(exc.detail.replace("data.", "", 1))
-        cycle = name_cycle
-    acct = body.get("account_state")
-    if acct is not None:
-        try:
-            (ev,) = P.parse_object({"type": "account_update", "data": acct})
-            events.append(dataclasses.replace(ev, timestamp=ts))
-            if cycle is not None:
-                account_cycles.add(cycle)
-            account_times.add(ts)
-        except ProtocolError as exc:
-            problems.append("account_state: " + exc.detail)
-    pos = body.get("positions")
-    if pos is not None:
-        try:
-            (ev,) = P.parse_object({"type": "position_update", "data": pos})
-            events.append(dataclasses.replace(ev, timestamp=ts))
-        except ProtocolError as exc:
-            problems.append("positions: " + exc.detail.replace("data", "positions", 1))
+    cycle = next((e.cycle for e in events if e.kind == "decision"), name_cycle)
+    if any(e.kind == "account_update" for e in events):
+        # remembered so equity_history.json does not repeat this cycle's balance
+        if cycle is not None:
+            account_cycles.add(cycle)
+        account_times.add(ts)
+    events = list(events)
     if events:
         units.append((ts, tie, ("events", events)))
     if problems:
@@ -1107,16 +1085,10 @@ def _read_equity(ctx: _Context, path: Path, units: list, account_cycles: set, ac
         cycle = d.get("cycle")
         if (type(cycle) is int and cycle in account_cycles) or (ts is not None and ts in account_times):
             continue  # a decision file already gave this cycle's account row
-        if d.get("equity") is None:
-            problems.append(f"{where}.equity is missing")
-            continue
-        data = {"total_balance": d.get("equity")}
-        if "unrealized_pnl" in d:
-            data["unrealized_pnl"] = d["unrealized_pnl"]
         try:
-            (ev,) = P.parse_object({"type": "account_update", "data": data})
+            ev = P.equity_point_event(d, where)
         except ProtocolError as exc:
-            problems.append(exc.detail.replace("data", where, 1))
+            problems.append(exc.detail)
             continue
         if ts is None:
             ts = last if last is not None else _mtime_ns(path)
