@@ -9,10 +9,14 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import re
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+import sys
+import traceback
+from typing import Any
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
-__all__ = ["split_agent_url", "ws_url", "http_base", "redact", "redact_text"]
+__all__ = ["split_agent_url", "ws_url", "http_base", "redact", "redact_text", "RedactingLogger"]
 
 _AGENT_PATH = re.compile(r"^(?P<prefix>.*?)/ws/agents/(?P<agent>[^/]+)/?$")
 _SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
@@ -66,6 +70,7 @@ def http_base(url: str) -> str:
 
 
 _TOKEN_RE = re.compile(r"(token=)[^&#\s'\"]*", re.IGNORECASE)
+_BEARER_RE = re.compile(r"(bearer\s+)\S+", re.IGNORECASE)
 
 
 def redact(url: str) -> str:
@@ -75,7 +80,45 @@ def redact(url: str) -> str:
 
 def redact_text(text: str, token: str | None) -> str:
     """Any text (exception messages, log lines) without the token in it."""
-    text = _TOKEN_RE.sub(r"\1***", str(text))
+    text = _BEARER_RE.sub(r"\1***", _TOKEN_RE.sub(r"\1***", str(text)))
     if token:
-        text = text.replace(token, "***").replace(quote(token, safe=""), "***")
+        for form in (token, quote(token, safe=""), quote_plus(token, safe="")):
+            text = text.replace(form, "***")
     return text
+
+
+class RedactingLogger(logging.LoggerAdapter):
+    """A logger that writes every record with tokens redacted (see :func:`redact_text`).
+
+    Given to ``websockets`` as its ``logger``: at DEBUG it logs request lines
+    (``GET /ws/agents/a?token=...``) and headers (``Authorization: Bearer ...``).
+    The message is formatted here, and an exception's traceback is folded into the
+    text, so neither the arguments nor the traceback can carry the token past it.
+
+    Example:
+        >>> import logging
+        >>> log = RedactingLogger(logging.getLogger("demo"), token="s3cret")
+        >>> log.isEnabledFor(logging.CRITICAL)
+        True
+    """
+
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter, token: str | None = None):
+        super().__init__(logger, {})
+        self.token = token
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except Exception:  # a wrong format string must not lose the record
+            text = f"{msg} {args!r}"
+        exc_info = kwargs.pop("exc_info", None)
+        if exc_info:
+            if isinstance(exc_info, BaseException):
+                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+            elif not isinstance(exc_info, tuple):
+                exc_info = sys.exc_info()
+            if exc_info[0] is not None:
+                text += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
+        self.logger.log(level, "%s", redact_text(text, self.token), **kwargs)
