@@ -45,6 +45,12 @@ def add_sim_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cycle-minutes", type=float, default=3.0, help="simulated minutes per decision cycle")
     p.add_argument("--snapshot-interval", type=float, default=5.0, help="roma-backend snapshot period (real s)")
     p.add_argument("--clock", choices=("simulated", "wall"), default="simulated", help="message timestamps")
+    p.add_argument(
+        "--start-time",
+        default=None,
+        help="simulated start (ISO time or epoch seconds; default now): with the same --seed a "
+        "restarted simulator sends the same cycles again",
+    )
     p.add_argument("--volatility-scale", type=float, default=1.0, help="multiply market volatility")
     p.add_argument("--drop-every", type=float, default=None, help="close all clients (1012) every N real s")
     p.add_argument("--malformed-every", type=int, default=None, help="a broken frame after every N frames")
@@ -88,6 +94,7 @@ def run_sim(args: argparse.Namespace) -> int:
             cycle_minutes=args.cycle_minutes,
             snapshot_interval=args.snapshot_interval,
             clock=args.clock,
+            start_time=_start_time(args.start_time),
             volatility_scale=args.volatility_scale,
             drop_every=args.drop_every,
             malformed_every=args.malformed_every,
@@ -112,6 +119,16 @@ def run_sim(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _start_time(text: str | None) -> str | float | None:
+    """``--start-time``: epoch seconds when numeric, else ISO text (the Simulator parses both)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _serve(sim, agents: list[str] | None, args: argparse.Namespace, stop: threading.Event) -> int:

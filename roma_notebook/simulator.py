@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hmac
 import http
 import inspect
@@ -76,11 +77,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from . import protocol
 from .market import NS, SPECS, SYMBOLS, World, to_ns
 from .replay import Replay, ReplayPlayer, read_replay
+from .urls import RedactingLogger, redact
 
 __all__ = ["Simulator", "DIALECTS", "MALFORMED_KINDS"]
 
@@ -103,7 +107,63 @@ _SEND_BATCH = 256
 _REPLAY_LOOP_PAUSE = 1.0
 _DEFAULT_AGENTS = ("deepseek-chat-v3.1", "qwen3-max")
 
+# What one client may send. A ROMA-01 client sends a ping now and then; a
+# client sending far more (a ping flood, garbage) would make the loop parse and
+# answer it at the expense of everyone else, so it is cut off (close 1008).
+_CLIENT_BYTES_PER_S = 16 * 1024
+_CLIENT_BURST = 64 * 1024
+# Bytes waiting to go to a client that does not read (websockets answers pings
+# by itself, past the send loop's flow control): beyond this it is cut off.
+_MAX_UNREAD = 2**20
+
 T = TypeVar("T")
+
+
+class _GuardedConnection(ServerConnection):
+    """A server connection that cuts off a client sending more than its share.
+
+    A token bucket (``_CLIENT_BURST`` bytes, refilled at ``_CLIENT_BYTES_PER_S``)
+    is charged before websockets parses anything, so a flood costs the loop one
+    comparison per read once the bucket is empty, not a parse and a pong per frame.
+    """
+
+    def __init__(self, *args: Any, on_cut: Callable[["_GuardedConnection", str], None] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self._allowance = float(_CLIENT_BURST)
+        self._allowance_at = self.loop.time()
+        self._cut = False
+        self._on_cut = on_cut
+
+    def data_received(self, data: bytes) -> None:
+        if self._cut:
+            return  # discard: the connection is being torn down
+        now = self.loop.time()
+        self._allowance = min(
+            float(_CLIENT_BURST), self._allowance + (now - self._allowance_at) * _CLIENT_BYTES_PER_S
+        )
+        self._allowance_at = now
+        self._allowance -= len(data)
+        if self._allowance < 0:
+            self._cut_off("sent too much data")
+            return
+        super().data_received(data)
+        if self.transport.get_write_buffer_size() > _MAX_UNREAD:
+            self._cut_off("does not read")
+
+    def _cut_off(self, why: str) -> None:
+        self._cut = True
+        transport = self.transport
+        transport.pause_reading()
+        if self._on_cut is not None:
+            self._on_cut(self, why)
+        if self.protocol.state is State.OPEN and transport.get_write_buffer_size() < _MAX_UNREAD:
+            # Say why (close 1008), but do not wait long for a client that
+            # may not read its side of the closing handshake.
+            self.protocol.fail(CloseCode.POLICY_VIOLATION, "Too much data from client")
+            self.send_data()
+            self.loop.call_later(1.0, transport.abort)
+        else:
+            transport.abort()
 
 
 class _Client:
@@ -157,7 +217,10 @@ class Simulator:
             snapshot each with ``roma-backend``) as fast as possible, then go
             on normally. For benchmarks.
         max_connections_per_ip: further WebSocket handshakes from the same
-            address get HTTP 429.
+            address get HTTP 429. Independently, a client sending more than
+            ~16 KiB/s (64 KiB bursts), such as a ping flood or garbage, or not
+            reading what it asked for, is closed with 1008 so that it cannot
+            slow the other clients down.
         snapshot_interval: real seconds between ``roma-backend`` snapshots.
         clock: ``"simulated"`` stamps frames with simulated time (starting at
             ``start_time``, default now, running ``speed`` times faster than the
@@ -334,6 +397,7 @@ class Simulator:
             "firehose_frames": 0,
             "malformed_frames": 0,
             "slow_clients_dropped": 0,
+            "flooding_clients_dropped": 0,
             "ticks": 0,
             "time_slips": 0,
         }
@@ -494,7 +558,7 @@ class Simulator:
 
     def stats(self) -> dict[str, Any]:
         """Counters: connections, rejected handshakes, frames sent, firehose and
-        malformed frames, slow clients dropped, world ticks, time slips, and
+        malformed frames, slow and flooding clients dropped, world ticks, time slips, and
         clients connected now."""
 
         def snapshot() -> dict[str, Any]:
@@ -642,7 +706,9 @@ class Simulator:
             write_limit=2**17,
             close_timeout=2,
             compression=self.compression,
-            logger=logging.getLogger("roma_notebook.simulator.websockets"),
+            # websockets logs request lines and headers at DEBUG: no tokens there
+            logger=RedactingLogger(logging.getLogger("roma_notebook.simulator.websockets"), self._token),
+            create_connection=functools.partial(_GuardedConnection, on_cut=self._on_cut),
         )
         self._port = server.sockets[0].getsockname()[1]
         if self._world is not None:
@@ -908,6 +974,10 @@ class Simulator:
                 peer, agent_id, ws.close_code, c.sent, time.monotonic() - c.opened,
             )
 
+    def _on_cut(self, connection: ServerConnection, why: str) -> None:
+        self._counters["flooding_clients_dropped"] += 1
+        log.warning("dropping client %s: it %s (close 1008)", _peer(connection), why)
+
     def _on_client_message(self, c: _Client, message: str | bytes) -> None:
         # Only {"type": "ping"} means anything; everything else is ignored.
         if not isinstance(message, str) or '"ping"' not in message:
@@ -919,8 +989,9 @@ class Simulator:
         if isinstance(obj, dict) and obj.get("type") == "ping":
             # a replay has no simulated clock: its pongs carry the wall clock
             ts = time.time_ns() if self.clock == "wall" or self._world is None else self._world.time_ns
-            c.outbox.append(json.dumps({"type": "pong", "timestamp": protocol.format_time(ts)}))
-            c.wake.set()
+            # through the backlog check: pings from a client that never reads
+            # must not queue pongs without bound
+            self._push(c, json.dumps({"type": "pong", "timestamp": protocol.format_time(ts)}))
 
     async def _send_loop(self, c: _Client, initial: list[str]) -> None:
         ws = c.ws
@@ -1030,7 +1101,7 @@ class Simulator:
         try:
             return self._rest(connection, request, path, query)
         except Exception:  # a bug must answer 500, not kill the handshake task
-            log.exception("REST %s failed", request.path)
+            log.exception("REST %s failed", redact(request.path))
             return _json(connection, 500, {"detail": "Internal Server Error"})
 
     def _rest(self, connection: ServerConnection, request: Request, path: str, query: dict[str, list[str]]) -> Response:
