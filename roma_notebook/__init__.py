@@ -10,6 +10,8 @@ Importing the package starts nothing: the background loop starts with the first
 stream, and plotly/ipywidgets load with the first dashboard.
 """
 
+import logging as _logging
+
 from .analytics import (
     action_mix,
     decision_fills,
@@ -29,6 +31,10 @@ from .simulator import Simulator
 from .stream import AgentStream, StreamGroup, connect
 
 __version__ = "0.1.0"
+
+# A library never prints: without a handler of the user's, our log records go nowhere
+# (Python's last-resort handler would write them into the current notebook cell).
+_logging.getLogger("roma_notebook").addHandler(_logging.NullHandler())
 
 __all__ = [
     "RomaError",

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 from typing import Any, Awaitable, Coroutine
 
 __all__ = ["background_loop", "submit", "run_sync", "call_soon", "in_loop_thread"]
 
+_log = logging.getLogger("roma_notebook.loop")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
@@ -41,6 +43,7 @@ def background_loop() -> asyncio.AbstractEventLoop:
 
         def run() -> None:
             asyncio.set_event_loop(loop)
+            loop.set_exception_handler(_log_quietly)
             loop.call_soon(ready.set)
             loop.run_forever()
 
@@ -49,6 +52,12 @@ def background_loop() -> asyncio.AbstractEventLoop:
         ready.wait()
         _loop, _thread = loop, thread
         return loop
+
+
+def _log_quietly(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    # asyncio's default handler writes to stderr, which Jupyter shows in whatever
+    # cell ran last; the library's logger has a NullHandler unless the user adds one.
+    _log.debug("background loop: %s", context.get("message"), exc_info=context.get("exception"))
 
 
 def in_loop_thread() -> bool:

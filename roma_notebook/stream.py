@@ -234,8 +234,9 @@ class AgentStream(TableProperties):
             max_size=max_size,
             open_timeout=open_timeout,
             close_timeout=close_timeout,
-            # websockets logs the request line (with ?token=) at DEBUG
-            logger=RedactingLogger(logging.getLogger("websockets.client"), token),
+            # websockets logs the request line (with ?token=) at DEBUG; under our logger
+            # (NullHandler) its warnings never land in a notebook cell
+            logger=RedactingLogger(logging.getLogger("roma_notebook.websockets"), token),
         )
         if ssl is not None:
             self._ws_kwargs["ssl"] = ssl

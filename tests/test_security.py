@@ -132,7 +132,7 @@ def test_token_never_appears_in_reprs_logs_errors_tables_recordings_or_exports(t
     assert not leaked, {w: shown[w][:300] for w in leaked}
     # the capture really saw websockets' DEBUG request lines, with the token redacted
     lines = [fmt.format(r) for r in all_logs]
-    assert any(r.name.startswith("websockets") and r.levelno == logging.DEBUG for r in all_logs)
+    assert any(r.name == "roma_notebook.websockets" and r.levelno == logging.DEBUG for r in all_logs)
     assert any("GET /ws/agents/" in m and "token=***" in m for m in lines)
     assert any(m.startswith("roma_notebook.simulator.websockets") and "token=***" in m for m in lines)
 
