@@ -325,6 +325,13 @@ def run_lab(args: argparse.Namespace) -> int:
         cmd.append("--allow-root")
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     code = 0
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM must stop JupyterLab too, not leave it running as an orphan
+        def _interrupt(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         assert proc.stderr is not None
         for line in proc.stderr:  # pass lab's log through, and point at its URL
@@ -339,8 +346,14 @@ def run_lab(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if proc.poll() is None:
             proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         if sim is not None:
             sim.stop()
     return code

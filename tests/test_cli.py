@@ -86,6 +86,19 @@ def test_lab_command_starts_jupyterlab_and_the_simulator(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+    # SIGTERM stopped JupyterLab as well: no lab process of this run is left
+    wait_until(lambda: str(tmp_path / "state") not in _processes(), 30, "JupyterLab to exit")
+
+
+def _processes() -> str:
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                out.append(open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode())
+            except OSError:
+                pass
+    return "\n".join(out)
 
 
 @pytest.mark.parametrize("argv", [["sim", "--speed", "-1"], ["export", "nope.jsonl", "out"]])
