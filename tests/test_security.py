@@ -57,7 +57,11 @@ def all_logs():
 
     handler = Keep(level=logging.DEBUG)
     root = logging.getLogger()
-    names = ("", "roma_notebook", "websockets", "asyncio")
+    # every logger of ours and of websockets, including child loggers other code
+    # (the CLI, run in-process by other tests) may have raised to WARNING
+    names = {"", "roma_notebook", "websockets", "asyncio", "roma_notebook.simulator.websockets",
+             "roma_notebook.websockets"}
+    names |= {n for n in logging.Logger.manager.loggerDict if n.startswith(("roma_notebook", "websockets"))}
     levels = {n: logging.getLogger(n).level for n in names}
     for n in names:
         logging.getLogger(n).setLevel(logging.DEBUG)
