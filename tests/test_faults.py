@@ -56,17 +56,24 @@ def background_errors():
 
     class Catch(logging.Handler):
         def emit(self, record):
-            if record.levelno >= logging.ERROR:
-                seen.append(f"asyncio: {record.getMessage()}")
+            # the library's loop logs what asyncio would print (at DEBUG, quietly)
+            if record.levelno >= logging.ERROR or record.name == "roma_notebook.loop":
+                seen.append(f"{record.name}: {record.getMessage()}")
 
-    handler = Catch()
-    logging.getLogger("asyncio").addHandler(handler)
+    handler = Catch(level=logging.DEBUG)
+    loop_log = logging.getLogger("roma_notebook.loop")
+    loop_level = loop_log.level
+    loop_log.setLevel(logging.DEBUG)
+    for name in ("asyncio", "roma_notebook.loop"):
+        logging.getLogger(name).addHandler(handler)
     threading.excepthook = hook
     try:
         yield seen
     finally:
         threading.excepthook = old_hook
-        logging.getLogger("asyncio").removeHandler(handler)
+        for name in ("asyncio", "roma_notebook.loop"):
+            logging.getLogger(name).removeHandler(handler)
+        loop_log.setLevel(loop_level)
 
 
 def events(stream) -> list[str]:
