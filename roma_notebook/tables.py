@@ -326,8 +326,12 @@ def _b(v: bool | None) -> int:
     return -1 if v is None else int(v)
 
 
+_UNSEEN = object()
+
+
 class _KeySet:
-    """An insertion-ordered set that forgets its oldest keys beyond ``limit``."""
+    """An insertion-ordered set (each key may carry a value) that forgets its oldest
+    keys beyond ``limit``."""
 
     __slots__ = ("_d", "_limit")
 
@@ -341,9 +345,12 @@ class _KeySet:
     def __len__(self) -> int:
         return len(self._d)
 
-    def add(self, key: Any) -> None:
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._d.get(key, default)
+
+    def add(self, key: Any, value: Any = None) -> None:
         d = self._d
-        d[key] = None
+        d[key] = value
         if self._limit is not None and len(d) > self._limit:
             # drop a tenth at once so the cost is amortised
             for k in list(itertools.islice(d, len(d) - self._limit + self._limit // 10)):
@@ -381,7 +388,7 @@ class Tables:
         self._seq: dict[str, int] = {}
         # de-duplication keys; with max_rows they are bounded too (oldest forgotten
         # first: a reconnect only ever repeats recent cycles and fills)
-        limit = None if max_rows is None else max(4 * max_rows, 10_000)
+        limit = None if max_rows is None else max(4 * max_rows, 1_000)
         self._seen_cycles = _KeySet(limit)
         self._seen_orders = _KeySet(limit)
         # latest open position set per agent: {agent: (received, ts, seq, source, positions)}
@@ -582,11 +589,16 @@ class Tables:
         # caller holds self._lock
         if event.cycle is not None:
             key = (agent_id, event.cycle)
-            if key in self._seen_cycles:
+            # A repeat is the same cycle with the same content (a resend after a
+            # reconnect, REST backfill overlapping live). The same number with other
+            # reasoning is a new decision: a restarted backend counts cycles from 1 again.
+            # (a hash, so remembered keys do not keep the reasoning text alive)
+            print_ = hash(event.ai_reasoning if event.ai_reasoning is not None else event.timestamp)
+            if self._seen_cycles.get(key, _UNSEEN) == print_:
                 self._t["cycles"].duplicates += 1
                 self._t["decisions"].duplicates += len(event.decisions)
                 return False
-            self._seen_cycles.add(key)
+            self._seen_cycles.add(key, print_)
         cycle = _i(event.cycle)
         tc = self._t["cycles"]
         tc.put(

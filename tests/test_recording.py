@@ -61,7 +61,7 @@ def agent_frames(agent: str, start: int = T0, n_cycles: int = 3) -> list[str | b
         P.AgentStatus(None, agent, True, n_cycles, None, name=agent.upper(), runtime_minutes=9.0),
     ))
     # a repeated cycle and a repeated fill: reconnect replays must not double count
-    out.append(P.encode(P.Decision(t, 1, agent, "again", ())))
+    out.append(P.encode(P.Decision(start + 2, 1, agent, "cycle 1: BTC breaking out, ETH weak", ())))
     out.append(P.encode(P.TradeExecuted(t, f"{agent}-1", "BTCUSDT", "long", 0.01, 1.0, 10, "filled")))
     # bad frames: each must become exactly one errors row, live and loaded alike
     out += [
@@ -793,8 +793,11 @@ def test_cli_export(tmp_path, recorded, logs, capsys):
     assert main(["export", str(path), str(logs), str(tmp_path / "out"), "--quiet"]) == 0
     rec = load(tmp_path / "out")
     assert rec.agent_ids == ["deepseek-chat-v3.1", "qwen3-max", "claude/sonnet 4"]
-    # 3 cycles per recorded agent; the logs' deepseek cycles 1-3 repeat recorded ones (kept once)
-    assert len(rec.cycles) == 9 + 2
+    # 3 cycles per recorded agent, plus the logs' cycles: the logs' deepseek cycles 1-3
+    # share numbers with recorded ones but not their reasoning, so they are other
+    # decisions (as after a backend restart) and are kept
+    assert len(rec.cycles) == 9 + 2 + 3
+    assert rec.stats().loc["cycles", "duplicates"] >= 2  # the recording's own resent cycles
     assert main(["export", str(tmp_path / "missing.jsonl"), str(tmp_path / "o2")]) == 2
     assert "no such file" in capsys.readouterr().err
     args = build_parser().parse_args(["record", "ws://h:1", "a,b", str(tmp_path / "r.jsonl"), "--duration", "1"])

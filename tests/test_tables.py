@@ -770,3 +770,18 @@ def test_dedupe_keys_are_bounded_with_max_rows():
     # recent cycles are still recognised as duplicates
     assert t.append("a", P.Decision(None, 24_999, "a", "r", ()), received_ns=1) is False
     assert len(t.frame("cycles")) == 1000
+
+
+def test_a_reused_cycle_number_with_new_reasoning_is_a_new_decision():
+    """A restarted backend counts cycles from 1 again: those are new decisions, while
+    the same cycle with the same content (a resend) is a duplicate."""
+    from roma_notebook import protocol as P
+    from roma_notebook.tables import Tables
+
+    t = Tables()
+    assert t.append("a", P.Decision(1, 1, "a", "before restart", ()), received_ns=1)
+    assert t.append("a", P.Decision(1, 1, "a", "before restart", ()), received_ns=2) is False
+    assert t.append("a", P.Decision(9, 1, "a", "after restart", ()), received_ns=3)
+    cyc = t.frame("cycles")
+    assert cyc["ai_reasoning"].tolist() == ["before restart", "after restart"]
+    assert t.stats().loc["cycles", "duplicates"] == 1
