@@ -23,6 +23,8 @@ from roma_notebook import protocol as P
 from roma_notebook.dashboard import Dashboard, GroupDashboard
 from roma_notebook.tables import Tables
 
+from scripted_server import wait_until
+
 AGENT = "deepseek-chat-v3.1"
 T0 = 1_760_000_000 * 10**9
 SEC = 10**9
@@ -130,14 +132,6 @@ def populated(n: int = 100) -> LocalSource:
     src.trade("o-2", "ETHUSDT", "SELL", 2.0, 3_000.0)
     src.accounts(5)
     return src
-
-
-def wait_until(cond, timeout: float, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.2f} s waiting for {what}")
-        time.sleep(0.005)
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ from roma_notebook.replay import REPLAY_NOT_AVAILABLE, ReplayPlayer, frame_kind,
 from roma_notebook.simulator import Simulator
 from roma_notebook.stream import connect
 
+from scripted_server import wait_until
+
 pytestmark = pytest.mark.timeout(60)
 
 SAMPLE = rn.sample_recording()
@@ -42,16 +44,6 @@ BAD_ACCT = '{"type": "account_update", "data": {"total_balance": "n/a"}}'
 HEADER = {"format": "roma-notebook-recording", "version": 1, "library_version": "0.1.0",
           "url": "ws://127.0.0.1:8000", "agent_ids": ["a1", "a2"], "created": "2025-11-02T10:30:00Z"}
 
-
-def wait_until(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def recorded_lines(path=SAMPLE) -> list[dict]:

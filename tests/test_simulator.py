@@ -34,6 +34,9 @@ from roma_notebook import protocol as P
 from roma_notebook.errors import ProtocolError
 from roma_notebook.simulator import MALFORMED_KINDS, Simulator
 
+from scripted_server import wait_until
+from sim_process import SimProcess
+
 pytestmark = pytest.mark.timeout(60)
 
 TWO = ("deepseek-chat-v3.1", "qwen3-max")
@@ -200,17 +203,6 @@ def check_documented_shape(frame: str) -> dict:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def wait_until(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
 
 
 async def _collect(url, until, timeout=15.0, send=(), **kw):
@@ -1024,50 +1016,15 @@ def test_lifecycle_repr_and_argument_checks():
 # ---------------------------------------------------------------- the CLI and the documented client
 
 
-class _Cli:
-    """``python -m roma_notebook sim --port 0 ...`` with its output collected by
-    reader threads (reading a pipe from two places would lose buffered lines)."""
+def _cli(*args: str) -> SimProcess:
+    """``python -m roma_notebook sim --port 0 ...`` with its output collected."""
+    return SimProcess(args)
 
-    def __init__(self, *args):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "roma_notebook", "sim", "--port", "0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._threads = [
-            threading.Thread(target=self._pump, args=(self.proc.stdout, self.out), daemon=True),
-            threading.Thread(target=self._pump, args=(self.proc.stderr, self.err), daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
-        try:
-            first = wait_until(lambda: self.out[:1] or self.proc.poll() is not None, 20, "the URL line")
-        except AssertionError:
-            self.proc.kill()
-            raise
-        line = self.out[0] if self.out else ""
-        m = re.search(r"ws://\S+", line)
-        assert m and line.startswith("ROMA-01 simulator listening on ws://"), (first, "".join(self.err))
-        self.url = m.group(0)
 
-    @staticmethod
-    def _pump(stream, sink):
-        for line in stream:
-            sink.append(line)
-
-    def stop(self):
-        """SIGINT (Ctrl-C); returns (exit code, stdout, stderr)."""
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            rc = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        for t in self._threads:
-            t.join(5)
-        return rc, "".join(self.out), "".join(self.err)
+def _stop(cli: SimProcess) -> tuple[int, str, str]:
+    """SIGINT (Ctrl-C); returns (exit code, stdout, stderr)."""
+    rc = cli.stop()
+    return rc, "".join(cli.out), cli.stderr
 
 
 class _AllFiveSeen(Exception):
@@ -1075,7 +1032,7 @@ class _AllFiveSeen(Exception):
 
 
 def test_documented_python_client_against_the_cli():
-    cli = _Cli("--speed", "1200", "--seed", "7", "--agents", "deepseek-chat-v3.1,qwen3-max")
+    cli = _cli("--speed", "1200", "--seed", "7", "--agents", "deepseek-chat-v3.1,qwen3-max")
     url = cli.url
     try:
         assert re.fullmatch(r"ws://127\.0\.0\.1:\d+", url)
@@ -1118,7 +1075,7 @@ def test_documented_python_client_against_the_cli():
         # REST on the same port
         assert http_get(url.replace("ws://", "http://") + "/health")[2] == {"status": "healthy"}
     finally:
-        rc, stdout, stderr = cli.stop()
+        rc, stdout, stderr = _stop(cli)
     assert rc == 0, stderr
     assert "/ws/agents/deepseek-chat-v3.1" in stdout
     # one log line per connection
@@ -1126,8 +1083,8 @@ def test_documented_python_client_against_the_cli():
 
 
 def test_cli_warns_when_exposed_without_token():
-    cli = _Cli("--host", "0.0.0.0", "--speed", "60")
-    rc, out, err = cli.stop()
+    cli = _cli("--host", "0.0.0.0", "--speed", "60")
+    rc, out, err = _stop(cli)
     assert rc == 0 and cli.url.startswith("ws://127.0.0.1:")
     assert "binding 0.0.0.0 without --token" in err
 
