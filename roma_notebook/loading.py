@@ -1038,15 +1038,31 @@ def _read_decision(ctx: _Context, path: Path, units: list, account_cycles: set, 
         units.append((ts, tie, ("error", f"{path}: " + "; ".join(problems), text)))
 
 
-def _read_trades(ctx: _Context, path: Path, units: list) -> None:
-    tie = len(units)
+def _read_list_file(ctx: _Context, path: Path, units: list) -> tuple[str, list, list[str]] | None:
+    """Text, items and problems of a JSON-list log file, or None (an errors unit added)."""
     try:
         text = _read_text(path, ctx)
     except OSError as exc:
-        units.append((_mtime_ns(path), tie, ("error", f"{path}: unreadable ({exc})", None)))
-        return
+        units.append((_mtime_ns(path), len(units), ("error", f"{path}: unreadable ({exc})", None)))
+        return None
     items, damage = _salvage_list(text) if text.strip() else ([], "empty file")
-    problems = [damage] if damage else []
+    return text, items, [damage] if damage else []
+
+
+def _list_problems(units: list, path: Path, problems: list[str], last: int | None, tie: int, text: str) -> None:
+    """One errors unit summarising a list file's bad items (the first five named)."""
+    if problems:
+        at = last if last is not None else _mtime_ns(path)
+        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        units.append((at, tie, ("error", f"{path}: " + "; ".join(problems[:5]) + more, text)))
+
+
+def _read_trades(ctx: _Context, path: Path, units: list) -> None:
+    tie = len(units)
+    got = _read_list_file(ctx, path, units)
+    if got is None:
+        return
+    text, items, problems = got
     last = None
     for i, d in enumerate(items):
         try:
@@ -1059,22 +1075,15 @@ def _read_trades(ctx: _Context, path: Path, units: list) -> None:
             ns = last if last is not None else _mtime_ns(path)
         last = ns
         units.append((ns, tie + i, ("events", [ev])))
-    if problems:
-        at = last if last is not None else _mtime_ns(path)
-        units.append((at, tie + len(items), ("error", f"{path}: " + "; ".join(problems[:5])
-                                              + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""),
-                                              text)))
+    _list_problems(units, path, problems, last, tie + len(items), text)
 
 
 def _read_equity(ctx: _Context, path: Path, units: list, account_cycles: set, account_times: set) -> None:
     tie = len(units)
-    try:
-        text = _read_text(path, ctx)
-    except OSError as exc:
-        units.append((_mtime_ns(path), tie, ("error", f"{path}: unreadable ({exc})", None)))
+    got = _read_list_file(ctx, path, units)
+    if got is None:
         return
-    items, damage = _salvage_list(text) if text.strip() else ([], "empty file")
-    problems = [damage] if damage else []
+    text, items, problems = got
     last = None
     for i, d in enumerate(items):
         where = f"equity_history[{i}]"
@@ -1094,8 +1103,4 @@ def _read_equity(ctx: _Context, path: Path, units: list, account_cycles: set, ac
             ts = last if last is not None else _mtime_ns(path)
         last = ts
         units.append((ts, tie + i, ("events", [dataclasses.replace(ev, timestamp=ts)])))
-    if problems:
-        at = last if last is not None else _mtime_ns(path)
-        units.append((at, tie + len(items), ("error", f"{path}: " + "; ".join(problems[:5])
-                                              + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""),
-                                              text)))
+    _list_problems(units, path, problems, last, tie + len(items), text)
