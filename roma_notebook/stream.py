@@ -316,12 +316,7 @@ class AgentStream(TableProperties):
                 self._recorder.close()
             except Exception:
                 pass
-        for fn in list(self._closers):
-            try:
-                fn()
-            except Exception:
-                pass
-        self._closers.clear()
+        _run_closers(self._closers)
         with self._cond:
             self._cond.notify_all()
 
@@ -781,6 +776,17 @@ class AgentStream(TableProperties):
         )
 
 
+def _run_closers(closers: list[Callable[[], None]]) -> None:
+    # views and recordings registered to stop with a stream; one failing must not
+    # keep the others open
+    for fn in list(closers):
+        try:
+            fn()
+        except Exception:
+            pass
+    closers.clear()
+
+
 class _Fatal(Exception):
     def __init__(self, error: RomaError):
         super().__init__(str(error))
@@ -899,12 +905,7 @@ class StreamGroup(TableProperties):
         """Stop every stream, then the group's views and its recording."""
         for s in self.streams.values():
             s.stop()
-        for fn in list(self._closers):
-            try:
-                fn()
-            except Exception:
-                pass
-        self._closers.clear()
+        _run_closers(self._closers)
 
     def _add_closer(self, fn: Callable[[], None]) -> None:
         self._closers.append(fn)
