@@ -64,7 +64,7 @@ import pandas as pd
 from . import protocol as P
 from .errors import ProtocolError
 from .recording import RECORDING_FORMAT, RECORDING_VERSION
-from .tables import TABLE_NAMES, Tables
+from .tables import TABLE_NAMES, TableProperties, Tables
 
 __all__ = ["load", "Recording", "ACCEPTED_FORMATS"]
 
@@ -88,7 +88,7 @@ _CHUNK = 1 << 18
 # ---------------------------------------------------------------- Recording
 
 
-class Recording:
+class Recording(TableProperties):
     """Tables loaded from files, with the same table properties as a live stream.
 
     Attributes:
@@ -116,68 +116,13 @@ class Recording:
         self.url = url
         self._declared = [a for a in agent_ids]
 
-    # -- the DESIGN.md table properties
+    # -- the DESIGN.md table properties come from TableProperties
 
     def frame(self, name: str) -> pd.DataFrame:
         """The DataFrame of table ``name`` (one of ``roma_notebook.tables.TABLE_NAMES``)."""
         return self.tables.frame(name)
 
-    _frame = frame  # the name stream.TableProperties uses
-
-    @property
-    def account(self) -> pd.DataFrame:
-        """Account updates: total/available balance, unrealised P&L, margin use."""
-        return self.tables.frame("account")
-
-    @property
-    def positions(self) -> pd.DataFrame:
-        """Open positions at the end of the recording, one row per (agent, symbol, side)."""
-        return self.tables.frame("positions")
-
-    @property
-    def position_history(self) -> pd.DataFrame:
-        """Every position row of every position update."""
-        return self.tables.frame("position_history")
-
-    @property
-    def cycles(self) -> pd.DataFrame:
-        """One row per decision message: cycle, reasoning, number of actions."""
-        return self.tables.frame("cycles")
-
-    @property
-    def decisions(self) -> pd.DataFrame:
-        """One row per action of a decision message."""
-        return self.tables.frame("decisions")
-
-    @property
-    def trades(self) -> pd.DataFrame:
-        """Fills (``trade_executed``), de-duplicated by order id."""
-        return self.tables.frame("trades")
-
-    @property
-    def closed_trades(self) -> pd.DataFrame:
-        """Round trips with realised P&L (log files, REST backfill)."""
-        return self.tables.frame("closed_trades")
-
-    @property
-    def status(self) -> pd.DataFrame:
-        """Agent status messages."""
-        return self.tables.frame("status")
-
-    @property
-    def performance(self) -> pd.DataFrame:
-        """Performance snapshots of the real backend."""
-        return self.tables.frame("performance")
-
-    @property
-    def errors(self) -> pd.DataFrame:
-        """Frames and files that could not be used."""
-        return self.tables.frame("errors")
-
-    @property
-    def connections(self) -> pd.DataFrame:
-        """Connection events stored in the recording."""
-        return self.tables.frame("connections")
+    _frame = frame
 
     # -- the rest
 

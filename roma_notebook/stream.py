@@ -34,10 +34,10 @@ import pandas as pd
 from . import loop as bgloop
 from . import protocol as P
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, RomaError
-from .tables import Tables
+from .tables import TableProperties, Tables
 from .urls import RedactingLogger, redact, redact_text, split_agent_url, ws_url
 
-__all__ = ["AgentStream", "StreamGroup", "connect", "TableProperties", "STATES", "EVENT_KINDS"]
+__all__ = ["AgentStream", "StreamGroup", "connect", "STATES", "EVENT_KINDS"]
 
 STATES = ("connecting", "live", "reconnecting", "closed", "failed")
 
@@ -76,68 +76,6 @@ def _kind(kind: str | None) -> str | None:
     if k not in EVENT_KINDS:
         raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(EVENT_KINDS)} (or None for any)")
     return k
-
-
-class TableProperties:
-    """The DESIGN.md tables as DataFrame properties; subclasses define ``_frame``."""
-
-    def _frame(self, name: str) -> pd.DataFrame:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @property
-    def account(self) -> pd.DataFrame:
-        """Account updates: total/available balance, unrealised P&L, margin use."""
-        return self._frame("account")
-
-    @property
-    def positions(self) -> pd.DataFrame:
-        """Open positions now, one row per (agent, symbol, side)."""
-        return self._frame("positions")
-
-    @property
-    def position_history(self) -> pd.DataFrame:
-        """Every position row of every position update."""
-        return self._frame("position_history")
-
-    @property
-    def cycles(self) -> pd.DataFrame:
-        """One row per decision message: cycle, reasoning, number of actions."""
-        return self._frame("cycles")
-
-    @property
-    def decisions(self) -> pd.DataFrame:
-        """One row per action of a decision message."""
-        return self._frame("decisions")
-
-    @property
-    def trades(self) -> pd.DataFrame:
-        """Fills (``trade_executed``), de-duplicated by order id."""
-        return self._frame("trades")
-
-    @property
-    def closed_trades(self) -> pd.DataFrame:
-        """Round trips with realised P&L (REST backfill and log files)."""
-        return self._frame("closed_trades")
-
-    @property
-    def status(self) -> pd.DataFrame:
-        """Agent status messages."""
-        return self._frame("status")
-
-    @property
-    def performance(self) -> pd.DataFrame:
-        """Performance snapshots of the real backend."""
-        return self._frame("performance")
-
-    @property
-    def errors(self) -> pd.DataFrame:
-        """Frames that could not be used, and failing callbacks."""
-        return self._frame("errors")
-
-    @property
-    def connections(self) -> pd.DataFrame:
-        """Connects, disconnects, retries and failures."""
-        return self._frame("connections")
 
 
 class _CallbackRunner:

@@ -37,7 +37,7 @@ import pyarrow as pa
 from . import protocol as P
 from .errors import ProtocolError
 
-__all__ = ["Tables", "TABLE_COLUMNS", "TABLE_NAMES", "empty_frame", "RAW_LIMIT"]
+__all__ = ["Tables", "TableProperties", "TABLE_COLUMNS", "TABLE_NAMES", "empty_frame", "RAW_LIMIT"]
 
 #: how much of a bad frame the errors table keeps
 RAW_LIMIT = 2000
@@ -830,9 +830,63 @@ def _raw_text(raw: Any) -> tuple[str | None, str | None]:
     return text[:RAW_LIMIT], mtype
 
 
-def frames_from(tables: Tables, names: Iterable[str] = TABLE_NAMES) -> dict[str, pd.DataFrame]:
-    """All (or the named) tables as a dict of DataFrames."""
-    return {n: tables.frame(n) for n in names}
+class TableProperties:
+    """The DESIGN.md tables as DataFrame properties; subclasses define ``_frame``."""
 
+    def _frame(self, name: str) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
 
-__all__.append("frames_from")
+    @property
+    def account(self) -> pd.DataFrame:
+        """Account updates: total/available balance, unrealised P&L, margin use."""
+        return self._frame("account")
+
+    @property
+    def positions(self) -> pd.DataFrame:
+        """Open positions now, one row per (agent, symbol, side)."""
+        return self._frame("positions")
+
+    @property
+    def position_history(self) -> pd.DataFrame:
+        """Every position row of every position update."""
+        return self._frame("position_history")
+
+    @property
+    def cycles(self) -> pd.DataFrame:
+        """One row per decision message: cycle, reasoning, number of actions."""
+        return self._frame("cycles")
+
+    @property
+    def decisions(self) -> pd.DataFrame:
+        """One row per action of a decision message."""
+        return self._frame("decisions")
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """Fills (``trade_executed``), de-duplicated by order id."""
+        return self._frame("trades")
+
+    @property
+    def closed_trades(self) -> pd.DataFrame:
+        """Round trips with realised P&L (REST backfill and log files)."""
+        return self._frame("closed_trades")
+
+    @property
+    def status(self) -> pd.DataFrame:
+        """Agent status messages."""
+        return self._frame("status")
+
+    @property
+    def performance(self) -> pd.DataFrame:
+        """Performance snapshots of the real backend."""
+        return self._frame("performance")
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """Frames that could not be used, and failing callbacks."""
+        return self._frame("errors")
+
+    @property
+    def connections(self) -> pd.DataFrame:
+        """Connects, disconnects, retries and failures."""
+        return self._frame("connections")
