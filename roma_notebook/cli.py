@@ -41,9 +41,17 @@ def add_sim_arguments(p: argparse.ArgumentParser) -> None:
         help="simulated seconds per real second (with --replay: recording seconds per real second; default 1)",
     )
     p.add_argument("--token", default=None, help="require ?token=TOKEN on WebSocket and REST calls")
-    p.add_argument("--dialect", choices=("documented", "roma-backend"), default="documented")
+    p.add_argument(
+        "--dialect", choices=("documented", "roma-backend", "roma-current"), default="documented",
+        help="documented: typed messages of the API reference; roma-backend: the v1.1 backend's "
+        "snapshots; roma-current: today's update/keepalive/error frames (default documented)",
+    )
+    p.add_argument(
+        "--error-every", type=int, default=None,
+        help="with --dialect roma-current: an error frame instead of every Nth update",
+    )
     p.add_argument("--cycle-minutes", type=float, default=3.0, help="simulated minutes per decision cycle")
-    p.add_argument("--snapshot-interval", type=float, default=5.0, help="roma-backend snapshot period (real s)")
+    p.add_argument("--snapshot-interval", type=float, default=5.0, help="roma-backend/roma-current snapshot period (real s)")
     p.add_argument("--clock", choices=("simulated", "wall"), default="simulated", help="message timestamps")
     p.add_argument(
         "--start-time",
@@ -93,6 +101,7 @@ def run_sim(args: argparse.Namespace) -> int:
             dialect=args.dialect,
             cycle_minutes=args.cycle_minutes,
             snapshot_interval=args.snapshot_interval,
+            error_every=args.error_every,
             clock=args.clock,
             start_time=_start_time(args.start_time),
             volatility_scale=args.volatility_scale,

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, Union
 
 from .errors import ProtocolError
+from .urls import redact_secrets
 
 __all__ = [
     "ProtocolError",
@@ -48,13 +49,18 @@ __all__ = [
     "AgentStatus",
     "Performance",
     "ClosedTrade",
+    "ServerError",
     "Event",
+    "DIALECTS",
+    "dialect_of",
     "parse",
     "parse_object",
     "parse_time",
     "format_time",
     "encode",
     "encode_snapshot",
+    "encode_keepalive",
+    "encode_error",
     "event_to_data",
 ]
 
@@ -83,6 +89,9 @@ class AccountUpdate:
     available_balance: float
     unrealized_pnl: float
     used_percentage: float
+    #: ROMA-01's balance net of the deposits it infers (``adjusted_total_balance``,
+    #: ``equity``); not the account value, kept beside it (docs/roma01.md)
+    adjusted_balance: float = NaN
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,8 @@ class PositionUpdate:
     kind: ClassVar[str] = "position_update"
     timestamp: int | None
     positions: tuple[Position, ...]
+    #: from a real backend's periodic snapshot (which never comes with fills)
+    snapshot: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +132,10 @@ class DecisionItem:
     position_size_usd: float
     stop_loss: float
     take_profit: float
+    #: the model's stated confidence as a fraction 0..1 (``75`` is read as 0.75)
+    confidence: float = NaN
+    #: share of the position a close closes, in percent 0..100 (``0.5`` is read as 50)
+    close_quantity_pct: float = NaN
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +217,23 @@ class ClosedTrade:
     pnl_pct: float
 
 
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    """The current backend's ``{"type": "error", "message"}`` frame: an iteration of
+    its send loop failed (exchange or database error); the connection stays open.
+
+    ``message`` is the server's text with URL query strings (signed requests) and
+    wallet-like hex redacted, so it is safe to show and store.
+    """
+
+    kind: ClassVar[str] = "server_error"
+    timestamp: int | None
+    message: str
+
+
 Event = Union[
-    AccountUpdate, PositionUpdate, Decision, TradeExecuted, AgentStatus, Performance, ClosedTrade
+    AccountUpdate, PositionUpdate, Decision, TradeExecuted, AgentStatus, Performance, ClosedTrade,
+    ServerError,
 ]
 
 
@@ -419,12 +449,15 @@ def _account(d: Any, ts: int | None, where: str) -> AccountUpdate:
         upnl = _num(d, "total_unrealized_profit", where)
     else:
         upnl = _num(d, "unrealized_pnl", where)
+    # decision logs' account_state carries ROMA-01's net figure beside the gross one
+    adjusted = _num(d, "adjusted_total_balance", where) if "adjusted_total_balance" in d else NaN
     return _new_account(
         ts,
         total_f,
         _num(d, "available_balance", where),
         upnl,
         _num(d, "used_percentage", where),
+        adjusted,
     )
 
 
@@ -444,11 +477,11 @@ def _position(p: Any, where: str) -> Position:
     )
 
 
-def _positions(data: Any, ts: int | None, where: str) -> PositionUpdate:
+def _positions(data: Any, ts: int | None, where: str, snapshot: bool = False) -> PositionUpdate:
     if type(data) is not list:
         raise ProtocolError("bad_field", f"{where} must be a list, got {type(data).__name__}")
     try:
-        return _new_position_update(ts, tuple([_position(p, where) for p in data]))
+        return _new_position_update(ts, tuple([_position(p, where) for p in data]), snapshot)
     except ProtocolError:
         # Name the item only when one is bad: formatting "data[i]" for every good
         # item costs more than reading it. Reading is pure, so it fails again.
@@ -463,16 +496,31 @@ def _decision_item(it: Any, where: str) -> DecisionItem:
     reason = _str(it, "reason", where)
     if reason is None:
         reason = _str(it, "reasoning", where)
+    qty = _num(it, "quantity", where)
+    if qty != qty and "close_quantity" in it:  # a close's absolute amount
+        qty = _num(it, "close_quantity", where)
     return DecisionItem(
         _req_str(it, "action", where),
         _str(it, "symbol", where),
-        _num(it, "quantity", where),
+        qty,
         _int(it, "leverage", where),
         reason,
         _num(it, "position_size_usd", where),
         _num(it, "stop_loss", where),
         _num(it, "take_profit", where),
+        _fraction(_num(it, "confidence", where)),
+        _percent(_num(it, "close_quantity_pct", where)),
     )
+
+
+# Models are asked for confidence 0..1 and close_quantity_pct 0..1 or 0..100, and
+# nothing validates what they emit: one unit per column, whatever the model wrote.
+def _fraction(v: float) -> float:
+    return v / 100.0 if 1.0 < v <= 100.0 else v
+
+
+def _percent(v: float) -> float:
+    return v * 100.0 if 0.0 < v <= 1.0 else v
 
 
 def _decision(d: Any, ts: int | None, where: str) -> Decision:
@@ -659,6 +707,9 @@ def parse_object(obj: Any) -> tuple[Event, ...]:
     if mtype is not None:
         handler = _DOCUMENTED.get(mtype) if type(mtype) is str else None
         if handler is None:
+            current = _CURRENT.get(mtype) if type(mtype) is str else None
+            if current is not None:
+                return current(obj)
             if mtype == "pong":
                 return ()
             raise ProtocolError("unknown_type", f"type {_short(mtype)} is not a known message type")
@@ -674,7 +725,7 @@ def _snapshot(obj: dict) -> tuple[Event, ...]:
     if "account" in obj and obj["account"] is not None:
         out.append(_account(obj["account"], None, "account"))
     if "positions" in obj and obj["positions"] is not None:
-        out.append(_positions(obj["positions"], None, "positions"))
+        out.append(_positions(obj["positions"], None, "positions", True))
     if "performance" in obj and obj["performance"] is not None:
         out.append(_performance(obj["performance"], None, "performance"))
     if "status" in obj and obj["status"] is not None:
@@ -684,6 +735,64 @@ def _snapshot(obj: dict) -> tuple[Event, ...]:
             "unknown_type", "object has no 'type' and none of account/positions/performance/status"
         )
     return tuple(out)
+
+
+# The current backend (dialect 3): the snapshot typed "update", a "keepalive"
+# carrying the status after every update or error, and "error" when an iteration
+# failed. Their timestamps are event-loop seconds too: rows use received_at.
+def _update(obj: dict) -> tuple[Event, ...]:
+    return _snapshot(obj)
+
+
+def _keepalive(obj: dict) -> tuple[Event, ...]:
+    st = obj.get("status")
+    if st is None:
+        return ()  # liveness only
+    return (_status(st, None, "status"),)
+
+
+def _error(obj: dict) -> tuple[Event, ...]:
+    msg = obj.get("message")
+    if msg is None:
+        msg = "(no message)"
+    elif type(msg) is not str:
+        msg = json.dumps(msg)[:2000]
+    return (ServerError(None, redact_secrets(msg)),)
+
+
+_CURRENT = {"update": _update, "keepalive": _keepalive, "error": _error}
+
+#: the three generations a server may speak (see :func:`dialect_of`)
+DIALECTS = ("documented", "roma-backend", "roma-current")
+
+
+def dialect_of(frame: Any) -> str | None:
+    """Which generation a frame comes from, or None when it does not tell.
+
+    ``documented`` (typed messages of the API reference, ``pong``),
+    ``roma-backend`` (the v1.1 backend's untyped snapshot) or ``roma-current``
+    (``update``/``keepalive``/``error``). A client uses it on the first frames of
+    a connection to decide whether the server may be sent anything at all.
+
+    Example:
+        >>> dialect_of('{"type": "keepalive", "timestamp": 12.5, "status": {}}')
+        'roma-current'
+    """
+    if type(frame) is str:
+        try:
+            frame = _decoder.decode(frame)
+        except (ValueError, RecursionError):
+            return None
+    if type(frame) is not dict:
+        return None
+    mtype = frame.get("type")
+    if mtype is None:
+        return "roma-backend" if any(k in frame for k in ("account", "positions", "performance", "status")) else None
+    if mtype in _CURRENT:
+        return "roma-current"
+    if mtype in _DOCUMENTED or mtype == "pong":
+        return "documented"
+    return None
 
 
 # ---------------------------------------------------------------- encoding
@@ -744,6 +853,8 @@ def event_to_data(event: Event) -> Any:
                     "position_size_usd": it.position_size_usd,
                     "stop_loss": it.stop_loss,
                     "take_profit": it.take_profit,
+                    "confidence": it.confidence,
+                    "close_quantity_pct": it.close_quantity_pct,
                 }
             )
             items.append({k: v for k, v in d.items() if v is not None})
@@ -806,6 +917,8 @@ def event_to_data(event: Event) -> Any:
                 "pnl_pct": event.pnl_pct,
             }
         )
+    if isinstance(event, ServerError):
+        return {"message": event.message}
     raise TypeError(f"not an event: {type(event).__name__}")
 
 
@@ -816,8 +929,8 @@ def encode(event: Event) -> str:
         >>> encode(AccountUpdate(None, 1.0, 1.0, 0.0, 0.0))[:26]
         '{"type": "account_update",'
     """
-    if isinstance(event, ClosedTrade):
-        raise TypeError("closed trades have no WebSocket message; serve them over REST")
+    if isinstance(event, (ClosedTrade, ServerError)):
+        raise TypeError(f"{event.kind} has no documented WebSocket message")
     data = event_to_data(event)  # first: it raises TypeError for non-events
     return json.dumps({"type": event.kind, "timestamp": format_time(event.timestamp), "data": data})
 
@@ -828,12 +941,16 @@ def encode_snapshot(
     positions: PositionUpdate,
     performance: Performance,
     status: AgentStatus,
+    *,
+    typed: bool = False,
 ) -> str:
-    """Serialise one real-backend snapshot (dialect 2), with its field names.
+    """Serialise one real-backend snapshot, with its field names.
 
     The real backend names account keys ``total_wallet_balance`` and
     ``total_unrealized_profit``, omits ``pnl_percentage`` from positions, and writes
-    ``profit_factor`` as the bare ``Infinity`` Python's json emits.
+    ``profit_factor`` as the bare ``Infinity`` Python's json emits. ``typed=True``
+    gives the current backend's ``{"type": "update", ...}`` (dialect 3); otherwise
+    the v1.1 backend's untyped snapshot (dialect 2).
     """
     acc = _drop_nan(
         {
@@ -845,17 +962,31 @@ def encode_snapshot(
     pos = event_to_data(positions)
     for p in pos:
         p.pop("pnl_percentage", None)
-    st = event_to_data(status)
-    st.pop("last_decision_time", None)
-    return json.dumps(
-        {
-            "timestamp": loop_time,
-            "account": acc,
-            "positions": pos,
-            "performance": event_to_data(performance),
-            "status": st,
-        }
+    body: dict[str, Any] = {"type": "update"} if typed else {}
+    body.update(
+        timestamp=loop_time,
+        account=acc,
+        positions=pos,
+        performance=event_to_data(performance),
+        status=_backend_status(status),
     )
+    return json.dumps(body)
+
+
+def _backend_status(status: AgentStatus) -> dict:
+    st = event_to_data(status)
+    st.pop("last_decision_time", None)  # the real status object has none
+    return st
+
+
+def encode_keepalive(loop_time: float, status: AgentStatus) -> str:
+    """The current backend's ``keepalive`` frame (sent after every update and error)."""
+    return json.dumps({"type": "keepalive", "timestamp": loop_time, "status": _backend_status(status)})
+
+
+def encode_error(loop_time: float, message: str) -> str:
+    """The current backend's ``error`` frame: the failing iteration's exception text."""
+    return json.dumps({"type": "error", "timestamp": loop_time, "message": message})
 
 
 # ---------------------------------------------------------------- REST and log records
@@ -912,17 +1043,31 @@ def decision_record_events(
 
 
 def equity_point_event(rec: Any, where: str = "equity") -> AccountUpdate:
-    """An account row from one ``equity-history`` point (``equity`` → total_balance).
+    """An account row from one ``equity-history`` point.
+
+    ``total_balance`` is the account value: ``gross_equity`` where the point has
+    it (the current backend's ``equity`` is net of deposits it infers, wrongly),
+    else ``equity`` (older backends). ROMA-01's net figure (``adjusted_equity``,
+    or ``equity`` beside a gross one) goes to ``adjusted_balance``.
 
     Raises:
-        ProtocolError: not an object, ``equity`` missing, or a field of the wrong type.
+        ProtocolError: not an object, no ``gross_equity`` nor ``equity``, or a
+            field of the wrong type.
     """
     if type(rec) is not dict:
         raise ProtocolError("bad_field", f"{where} must be an object, got {type(rec).__name__}")
-    if rec.get("equity") is None:
+    gross = rec.get("gross_equity")
+    if gross is None and rec.get("equity") is None:
         raise ProtocolError("bad_field", f"{where}.equity is missing")
     upnl = _num(rec, "unrealized_pnl", where)
-    return AccountUpdate(parse_time(rec.get("timestamp")), _num(rec, "equity", where), NaN, upnl, NaN)
+    if gross is None:
+        total, adjusted = _num(rec, "equity", where), _num(rec, "adjusted_equity", where)
+    else:
+        total = _num(rec, "gross_equity", where)
+        adjusted = _num(rec, "adjusted_equity", where)
+        if adjusted != adjusted:
+            adjusted = _num(rec, "equity", where)
+    return AccountUpdate(parse_time(rec.get("timestamp")), total, NaN, upnl, NaN, adjusted)
 
 
 __all__ += ["decision_record_events", "equity_point_event"]

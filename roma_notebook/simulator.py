@@ -18,9 +18,19 @@ What a ``/ws/agents/{id}`` client receives (``dialect="documented"``):
    per real second), and ``agent_status`` when the agent starts, completes or
    fails a cycle, and stops.
 
-``dialect="roma-backend"`` instead sends what the real FastAPI backend sends:
+``dialect="roma-backend"`` instead sends what the v1.1 FastAPI backend sends:
 one snapshot (``protocol.encode_snapshot``) on connect and every
 ``snapshot_interval`` real seconds, timestamped with ``loop.time()``.
+``dialect="roma-current"`` sends what today's backend sends: the same snapshot
+typed ``update``, each followed by a ``keepalive`` (status); with
+``error_every=N`` every Nth iteration sends an ``error`` frame (an exchange
+outage quoting a signed URL, as the real one does) instead of the update.
+
+In both real-backend dialects the server, like the real handler under uvicorn,
+never reads application messages: the first data frame a client sends makes it
+stop reading that connection for good, so protocol pings go unanswered and its
+own keep-alive ping (every 20 s) closes the connection with 1011 "keepalive
+ping timeout" about 20-40 s later (see docs/roma01.md).
 
 Values are deterministic: the world advances in fixed simulated ticks and its
 random numbers come from seeded generators, so the same ``seed``, ``agents``,
@@ -63,6 +73,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import hashlib
 import hmac
 import http
 import inspect
@@ -90,7 +101,7 @@ __all__ = ["Simulator", "DIALECTS", "MALFORMED_KINDS"]
 
 log = logging.getLogger("roma_notebook.simulator")
 
-DIALECTS = ("documented", "roma-backend")
+DIALECTS = protocol.DIALECTS
 
 #: What ``malformed_every`` sends, in rotation; the names are the
 #: :class:`~roma_notebook.errors.ProtocolError` kinds a client should report.
@@ -206,8 +217,9 @@ class Simulator:
         token: if set, WebSocket handshakes and REST calls (except ``/`` and
             ``/health``) need ``?token=...`` or ``Authorization: Bearer ...``;
             otherwise HTTP 401.
-        dialect: ``"documented"`` (typed messages) or ``"roma-backend"``
-            (5-second snapshots, like the real FastAPI handler).
+        dialect: ``"documented"`` (typed messages), ``"roma-backend"``
+            (the v1.1 backend's untyped 5-second snapshots) or ``"roma-current"``
+            (today's ``update``/``keepalive``/``error`` frames).
         cycle_minutes: simulated minutes between decision cycles.
         drop_every: close every client connection with code 1012 every this
             many real seconds.
@@ -221,7 +233,10 @@ class Simulator:
             ~16 KiB/s (64 KiB bursts), such as a ping flood or garbage, or not
             reading what it asked for, is closed with 1008 so that it cannot
             slow the other clients down.
-        snapshot_interval: real seconds between ``roma-backend`` snapshots.
+        snapshot_interval: real seconds between snapshots (``roma-backend``,
+            ``roma-current``).
+        error_every: ``roma-current`` only: every this many iterations, an
+            ``error`` frame instead of the ``update``.
         clock: ``"simulated"`` stamps frames with simulated time (starting at
             ``start_time``, default now, running ``speed`` times faster than the
             wall clock); ``"wall"`` stamps them with the wall clock when sent.
@@ -282,6 +297,7 @@ class Simulator:
         firehose: int | None = None,
         max_connections_per_ip: int = 64,
         snapshot_interval: float = 5.0,
+        error_every: int | None = None,
         clock: str = "simulated",
         start_time: Any = None,
         tick_seconds: float = 5.0,
@@ -353,6 +369,9 @@ class Simulator:
         self.firehose = None if firehose is None else _positive_int(firehose, "firehose")
         self.max_connections_per_ip = _positive_int(max_connections_per_ip, "max_connections_per_ip")
         self.snapshot_interval = _positive(snapshot_interval, "snapshot_interval")
+        self.error_every = None if error_every is None else _positive_int(error_every, "error_every")
+        if self.error_every is not None and dialect != "roma-current":
+            raise ValueError("error_every applies to dialect='roma-current' only (the others have no error frame)")
         self.clock = clock
         self._start_time = start_time
         if start_time is not None:
@@ -400,6 +419,8 @@ class Simulator:
             "flooding_clients_dropped": 0,
             "ticks": 0,
             "time_slips": 0,
+            "deaf_connections": 0,
+            "error_frames": 0,
         }
         #: replay only: start over at the end
         self.loop = bool(loop)
@@ -932,7 +953,28 @@ class Simulator:
             ag.exchange.position_update(None),
             ag.performance(20),
             ag.status(None),
+            typed=self.dialect == "roma-current",
         )
+
+    def _keepalive(self, agent_id: str) -> str:
+        assert self._world is not None
+        return protocol.encode_keepalive(
+            asyncio.get_running_loop().time(), self._world.agents[agent_id].status(None)
+        )
+
+    def _error_frame(self, agent_id: str, k: int) -> str:
+        # What the real backend sends on an exchange outage: the exception text,
+        # quoting the signed request URL with the wallet and signer addresses.
+        self._counters["error_frames"] += 1
+        wallet = "0x" + hashlib.sha256(agent_id.encode()).hexdigest()[:40]
+        stamp = 1_796_192_787_755 + k
+        message = (
+            "Server error '503 Service Unavailable' for url "
+            f"'https://fapi.asterdex.com/fapi/v3/balance?recvWindow=50000&timestamp={stamp}"
+            f"&user={wallet}&signer=0xe5e5{wallet[6:]}&signature=0x6c5c{wallet[6:]}{wallet[2:]}'\n"
+            "For more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/503"
+        )
+        return protocol.encode_error(asyncio.get_running_loop().time(), message)
 
     # ------------------------------------------------------------ connections
 
@@ -955,10 +997,13 @@ class Simulator:
         )
         loop = asyncio.get_running_loop()
         sender = loop.create_task(self._send_loop(c, initial))
-        producer = loop.create_task(self._snapshot_loop(c)) if self.dialect == "roma-backend" else None
+        producer = loop.create_task(self._snapshot_loop(c)) if self.dialect != "documented" else None
         try:
-            async for message in ws:
-                self._on_client_message(c, message)
+            if self.dialect == "documented":
+                async for message in ws:
+                    self._on_client_message(c, message)
+            else:
+                await self._never_read(ws, c)
         except ConnectionClosed:
             pass
         finally:
@@ -973,6 +1018,16 @@ class Simulator:
                 "ws %s -> %s closed (code %s, %d frames, %.1f s)",
                 peer, agent_id, ws.close_code, c.sent, time.monotonic() - c.opened,
             )
+
+    async def _never_read(self, ws: ServerConnection, c: _Client) -> None:
+        # The real handler only sends. Under uvicorn the first data frame a client
+        # sends makes the server stop reading that connection: later pongs and
+        # its close frame are never read, and the keep-alive ping closes it 1011.
+        await ws.recv()
+        self._counters["deaf_connections"] += 1
+        log.info("ws %s -> %s sent a data frame: no longer reading it (as the real backend)", c.peer, c.agent_id)
+        ws.transport.pause_reading()
+        await ws.wait_closed()
 
     def _on_cut(self, connection: ServerConnection, why: str) -> None:
         self._counters["flooding_clients_dropped"] += 1
@@ -1044,17 +1099,26 @@ class Simulator:
             await asyncio.sleep(0)
 
     async def _snapshot_loop(self, c: _Client) -> None:
-        # roma-backend: like the real handler, a snapshot now and then every
-        # snapshot_interval seconds (after the firehose, if any).
+        # The real handlers: a snapshot now and then every snapshot_interval
+        # seconds (after the firehose, if any); today's adds a keepalive after each
+        # update or error.
         k = 0
+        current = self.dialect == "roma-current"
         while not c.dead:
             if self.firehose and k == 0:
                 while c.sent < self.firehose:
                     await asyncio.sleep(0.01)
-            text = self._snapshot(c.agent_id)
+            k += 1
+            if current and self.error_every and k % self.error_every == 0:
+                text = self._error_frame(c.agent_id, k)
+            else:
+                text = self._snapshot(c.agent_id)
             self._record(c.agent_id, text)
             self._push(c, text)
-            k += 1
+            if current:
+                alive = self._keepalive(c.agent_id)
+                self._record(c.agent_id, alive)
+                self._push(c, alive)
             if self.malformed_every and k % self.malformed_every == 0:
                 bad = self._malformed(c.agent_id)
                 self._record(c.agent_id, bad)
@@ -1163,7 +1227,7 @@ class Simulator:
 # Arguments that shape the simulated market. A replay serves the recorded
 # frames as they are, so any of them away from its default is a mistake.
 _MARKET_ONLY = (
-    "seed", "dialect", "cycle_minutes", "malformed_every", "firehose", "snapshot_interval", "clock",
+    "seed", "dialect", "cycle_minutes", "malformed_every", "firehose", "snapshot_interval", "error_every", "clock",
     "start_time", "tick_seconds", "mark_interval", "initial_balance", "volatility_scale", "error_rate",
 )
 

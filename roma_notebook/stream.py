@@ -65,6 +65,7 @@ _KIND_ALIASES = {
 
 _CALLBACK_QUEUE = 10_000  # callbacks behind by more than this are dropped (and counted)
 _STABLE_AFTER = 10.0  # seconds a connection must last for the backoff to reset
+_NOMINAL_CADENCE = 5.0  # seconds between a real ROMA-01 backend's frames
 
 
 def _kind(kind: str | None) -> str | None:
@@ -138,6 +139,7 @@ class AgentStream(TableProperties):
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         heartbeat: float | None = 30.0,
+        stall_timeout: float | None = None,
         max_size: int | None = 16 * 2**20,
         ssl: Any = None,
         open_timeout: float = 10.0,
@@ -179,6 +181,12 @@ class AgentStream(TableProperties):
         if ssl is not None:
             self._ws_kwargs["ssl"] = ssl
         self._heartbeat = heartbeat
+        if stall_timeout is not None and (not isinstance(stall_timeout, (int, float)) or stall_timeout <= 0):
+            raise ValueError(f"stall_timeout must be a positive number or None, got {stall_timeout!r}")
+        self._stall_timeout = stall_timeout
+        #: the generation the server speaks, from its first frames (None until known)
+        self.dialect: str | None = None
+        self._stalled: str | None = None
         self._reconnect_base = float(reconnect_base)
         self._reconnect_cap = float(reconnect_cap)
         self._connect_retries = int(connect_retries)
@@ -375,13 +383,21 @@ class AgentStream(TableProperties):
         self.last_error = None
         self._connection("connected", self.url)
         tasks = []
+        self.dialect = None  # a restarted server may be another version
+        self._stalled = None
         try:
             if first and self._backfill:
                 await self._do_backfill()
+            loop = asyncio.get_running_loop()
             if self._heartbeat:
-                tasks.append(asyncio.get_running_loop().create_task(self._ping_loop(ws)))
+                tasks.append(loop.create_task(self._ping_loop(ws)))
+            tasks.append(loop.create_task(self._watchdog(ws)))
             await self._read(ws)
+            if self._stalled:
+                raise _Stalled(self._stalled)
         except ConnectionClosed as exc:
+            if self._stalled:
+                raise _Stalled(self._stalled) from None
             rcvd = exc.rcvd
             if rcvd is not None and rcvd.code == 1008:
                 reason = redact_text(rcvd.reason, self._token) or "policy violation"
@@ -410,10 +426,15 @@ class AgentStream(TableProperties):
         buckets = self._rate_buckets
         async for frame in ws:
             now = time_ns()
+            if self.dialect is None:
+                self.dialect = P.dialect_of(frame)
+            events = ingest(agent, frame, now)
             rec = self._recorder
             if rec is not None:
+                if events and events[0].kind == "server_error":
+                    # the server's text may quote signed URLs: record it redacted
+                    frame = P.encode_error(None, events[0].message)
                 rec.write(agent, now, frame)
-            events = ingest(agent, frame, now)
             self._messages += 1
             self._last_message_ns = now
             sec = now // 1_000_000_000
@@ -437,11 +458,43 @@ class AgentStream(TableProperties):
                         break
 
     async def _ping_loop(self, ws: Any) -> None:
-        # The documented JSON heartbeat, beside websockets' own protocol pings.
+        # The documented JSON heartbeat, beside websockets' own protocol pings, only
+        # to a server whose frames show it speaks the documented API. The real
+        # backends never read their socket: under uvicorn one data frame from us
+        # makes them stop reading, pongs go unanswered, and they close 1011 within
+        # ~40 s (docs/roma01.md). Toward them protocol pings alone keep the line.
         ping = json.dumps({"type": "ping"})
         while True:
             await asyncio.sleep(self._heartbeat)
-            await ws.send(ping)
+            if self.dialect == "documented":
+                await ws.send(ping)
+
+    async def _watchdog(self, ws: Any) -> None:
+        # A real backend sends a frame every ~5 s (plus its exchange round trips);
+        # silence for 3 x that cadence is a stall even while pings are answered.
+        # The cadence is the longest recent gap between frames, at least the
+        # backend's nominal 5 s. Documented servers may be quiet for minutes: for
+        # them only an explicit stall_timeout applies (pings detect dead peers).
+        gaps: deque = deque(maxlen=8)
+        seen = None  # frames of this connection only
+        while True:
+            await asyncio.sleep(0.5)
+            last = self._last_message_ns
+            if last is None or (seen is None and self.dialect is None):
+                continue
+            if seen is not None and last != seen:
+                gaps.append((last - seen) / 1e9)
+            seen = last
+            limit = self._stall_timeout
+            if limit is None:
+                if self.dialect not in ("roma-backend", "roma-current"):
+                    continue
+                limit = 3 * max(_NOMINAL_CADENCE, max(gaps, default=0.0))
+            quiet = (time.time_ns() - last) / 1e9
+            if quiet > limit:
+                self._stalled = f"stalled: no frame for {quiet:.0f} s (limit {limit:.0f} s)"
+                await ws.close(1000, "stalled")
+                return
 
     async def _flush_recorder_periodically(self) -> None:
         # A quiet stream must still reach the disk: a killed kernel loses at most ~1 s.
@@ -490,6 +543,8 @@ class AgentStream(TableProperties):
                 self.tables.add_error(self.agent_id, "recording", f"write failed: {exc}", None)
 
     def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, _Stalled):
+            return str(exc)
         if isinstance(exc, socket.gaierror):
             text = f"DNS lookup failed ({exc}): check the host name"
         elif isinstance(exc, ConnectionRefusedError):
@@ -638,6 +693,7 @@ class AgentStream(TableProperties):
             "last_message_at": pd.Timestamp(last, unit="ns", tz="UTC") if last else None,
             "reconnects": self._reconnects,
             "errors": totals["errors"],
+            "server_errors": totals["server_errors"],
             "drops": totals["dropped"],
             "duplicates": totals["duplicates"],
             "callback_drops": self._callback_drops,
@@ -723,6 +779,10 @@ def _run_closers(closers: list[Callable[[], None]]) -> None:
         except Exception:
             pass
     closers.clear()
+
+
+class _Stalled(Exception):
+    """The server went quiet for longer than its cadence allows (see _watchdog)."""
 
 
 class _Fatal(Exception):
@@ -895,7 +955,10 @@ def connect(
             records all its agents into this one file.
         max_rows: bound per table (oldest rows dropped and counted).
         backfill: fetch past decisions, equity and trades over REST first.
-        **kw: ``ping_interval``, ``ping_timeout``, ``heartbeat``, ``max_size``,
+        **kw: ``ping_interval``, ``ping_timeout``, ``heartbeat`` (the documented
+            JSON ping, sent only to servers that speak the documented API),
+            ``stall_timeout`` (seconds of silence that count as a stall; default:
+            3 x the cadence of a real backend, none for documented servers), ``max_size``,
             ``ssl``, ``open_timeout``, ``close_timeout`` (default: ``ping_timeout``,
             at most 1 s), ``reconnect_base``, ``reconnect_cap``,
             ``connect_retries``.

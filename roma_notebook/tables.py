@@ -65,6 +65,7 @@ _SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
         ("available_balance", "f"),
         ("unrealized_pnl", "f"),
         ("used_percentage", "f"),
+        ("adjusted_balance", "f"),
     ),
     "positions": _POS,
     "position_history": _POS,
@@ -79,6 +80,8 @@ _SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
         ("position_size_usd", "f"),
         ("stop_loss", "f"),
         ("take_profit", "f"),
+        ("confidence", "f"),
+        ("close_quantity_pct", "f"),
     ),
     "trades": (
         ("order_id", "s"),
@@ -394,8 +397,12 @@ class Tables:
         # latest open position set per agent: {agent: (received, ts, seq, source, positions)}
         self._open: dict[str, tuple[int, int, int, str, tuple[P.Position, ...]]] = {}
         self._open_version = 0
+        # agents that sent real fills: no estimated fills are derived for them
+        self._reported_fills: set[str] = set()
+        self._last_snapshot: dict[str, tuple[P.Position, ...]] = {}  # per agent
         self._open_cache: tuple[int, pd.DataFrame] | None = None
         self.version = 0  # bumped on every change; views poll it
+        self.server_errors = 0  # the server's own "error" frames (also errors rows)
 
     # ------------------------------------------------------------ writing
 
@@ -445,6 +452,11 @@ class Tables:
         ts = _ns(event.timestamp, received_ns)
         kind = event.kind
         e: Any = event
+        if kind == "server_error":
+            # the server said an iteration failed: an errors row, the stream goes on
+            self.server_errors += 1
+            self.add_error(agent_id, "server_error", e.message, e.message, received_ns, seq, source)
+            return True
         with self._lock:
             if kind == "account_update":
                 tb = self._t["account"]
@@ -458,7 +470,8 @@ class Tables:
                         e.available_balance,
                         e.unrealized_pnl,
                         e.used_percentage,
-                        tb.code(8, source),
+                        e.adjusted_balance,
+                        tb.code(9, source),
                     )
                 )
             elif kind == "position_update":
@@ -474,21 +487,10 @@ class Tables:
                         tb.duplicates += 1
                         return False
                     self._seen_orders.add(key)
-                tb.put(
-                    (
-                        tb.code(0, agent_id),
-                        ts,
-                        received_ns,
-                        seq,
-                        e.order_id,
-                        tb.code(5, e.symbol),
-                        tb.code(6, e.side),
-                        e.quantity,
-                        e.price,
-                        _i(e.leverage),
-                        tb.code(10, e.status),
-                        tb.code(11, source),
-                    )
+                self._reported_fills.add(agent_id)
+                self._put_fill(
+                    agent_id, ts, received_ns, seq, e.order_id, e.symbol, e.side,
+                    e.quantity, e.price, e.leverage, e.status, source,
                 )
             elif kind == "agent_status":
                 tb = self._t["status"]
@@ -584,6 +586,58 @@ class Tables:
         open_now = tuple(p for p in event.positions if p.position_amt != 0.0)
         self._open[agent_id] = (received_ns, ts, seq, source, open_now)
         self._open_version += 1
+        if event.snapshot:
+            before = self._last_snapshot.get(agent_id)
+            self._last_snapshot[agent_id] = open_now
+            if before is not None and agent_id not in self._reported_fills:
+                self._derive_fills(agent_id, before, open_now, ts, received_ns, seq)
+
+    def _derive_fills(self, agent_id, before, after, ts, received_ns, seq) -> None:
+        """Estimated fills from two position snapshots, for servers that send none.
+
+        The real backends never send ``trade_executed``; a position that grew,
+        shrank, appeared, vanished or flipped between two updates is a fill of the
+        difference at the newer mark (the older one for a position that is gone).
+        Rows have ``source == "derived"``, no order id and status ``estimated``.
+        An agent that ever sent a real fill gets none. Caller holds self._lock.
+        """
+        old = {(p.symbol, p.side): p for p in before}
+        new = {(p.symbol, p.side): p for p in after}
+        for key in sorted(old.keys() | new.keys()):
+            a, b = old.get(key), new.get(key)
+            qa = a.position_amt if a is not None else 0.0
+            qb = b.position_amt if b is not None else 0.0
+            change = abs(qb) - abs(qa)
+            if change == 0.0 or change != change:
+                continue
+            ref = b if b is not None else a
+            # a fill's side is its direction: growing a long buys, shrinking it sells
+            grows = change > 0
+            direction = key[1] if grows else ("short" if key[1] == "long" else "long")
+            self._put_fill(
+                agent_id, ts, received_ns, seq, None, key[0], direction, abs(change),
+                ref.mark_price, ref.leverage, "estimated", "derived",
+            )
+
+    def _put_fill(self, agent_id, ts, received_ns, seq, order_id, symbol, side, qty, price, lev, status, source):
+        # caller holds self._lock
+        tb = self._t["trades"]
+        tb.put(
+            (
+                tb.code(0, agent_id),
+                ts,
+                received_ns,
+                seq,
+                order_id,
+                tb.code(5, symbol),
+                tb.code(6, side),
+                qty,
+                price,
+                _i(lev),
+                tb.code(10, status),
+                tb.code(11, source),
+            )
+        )
 
     def _decision(self, agent_id, event, ts, received_ns, seq, source) -> bool:
         # caller holds self._lock
@@ -616,7 +670,7 @@ class Tables:
         if event.decisions:
             tb = self._t["decisions"]
             agent = tb.code(0, agent_id)
-            src = tb.code(13, source)
+            src = tb.code(15, source)
             for it in event.decisions:
                 tb.put(
                     (
@@ -633,6 +687,8 @@ class Tables:
                         it.position_size_usd,
                         it.stop_loss,
                         it.take_profit,
+                        it.confidence,
+                        it.close_quantity_pct,
                         src,
                     )
                 )
@@ -806,6 +862,7 @@ class Tables:
                 "dropped": sum(tb.dropped for tb in self._t.values()),
                 "duplicates": sum(tb.duplicates for tb in self._t.values()),
                 "errors": self._t["errors"].total,
+                "server_errors": self.server_errors,
             }
 
     def agents(self) -> list[str]:

@@ -16,7 +16,7 @@ import traceback
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
-__all__ = ["split_agent_url", "ws_url", "http_base", "redact", "redact_text", "RedactingLogger"]
+__all__ = ["split_agent_url", "ws_url", "http_base", "redact", "redact_text", "redact_secrets", "RedactingLogger"]
 
 _AGENT_PATH = re.compile(r"^(?P<prefix>.*?)/ws/agents/(?P<agent>[^/]+)/?$")
 _SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
@@ -85,6 +85,27 @@ def redact_text(text: str, token: str | None) -> str:
         for form in (token, quote(token, safe=""), quote_plus(token, safe="")):
             text = text.replace(form, "***")
     return text
+
+
+# A signed exchange request in an error text: everything after "?" up to the
+# end of the URL (quote, space); wallet and signer addresses, signatures.
+_QUERY_RE = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?'\"<>]*)\?[^\s'\"<>]*", re.IGNORECASE)
+_HEX_RE = re.compile(r"\b0x[0-9a-f]{8,}\b|\b[0-9a-f]{32,}\b", re.IGNORECASE)
+
+
+def redact_secrets(text: str) -> str:
+    """Free text from a server (ROMA-01's ``error`` frames) safe to show and store.
+
+    URL query strings become ``?***`` (the current backend's exchange errors quote
+    signed request URLs with the wallet, signer and signature in them) and
+    wallet-like hex (``0x`` + 8 or more hex digits, or 32 or more bare hex digits)
+    becomes ``0x***``.
+
+    Example:
+        >>> redact_secrets("503 for url 'https://x.io/v3/balance?user=0xc3c3c3c3c3&sig=1'")
+        "503 for url 'https://x.io/v3/balance?***'"
+    """
+    return _HEX_RE.sub("0x***", _QUERY_RE.sub(r"\1?***", str(text)))
 
 
 class RedactingLogger(logging.LoggerAdapter):

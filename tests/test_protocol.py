@@ -290,7 +290,8 @@ def test_snapshot_bad_parts():
 def test_snapshot_round_trip():
     acc = P.AccountUpdate(None, 100.0, 90.0, 10.0, math.nan)
     pos = P.PositionUpdate(
-        None, (P.Position("BTCUSDT", "long", 0.1, 60000.0, 61000.0, 100.0, math.nan, 3, 40000.0),)
+        None, (P.Position("BTCUSDT", "long", 0.1, 60000.0, 61000.0, 100.0, math.nan, 3, 40000.0),),
+        snapshot=True,  # what parsing a snapshot says of its positions
     )
     perf = P.Performance(None, 3, 2, 1, 66.7, 10.0, -5.0, math.inf, 0.5, 2.0, 15.0, 12.0, -5.0)
     status = P.AgentStatus(None, "a", True, 7, None, "Agent A", 21.0)
@@ -604,15 +605,21 @@ def test_encode_parse_round_trip(ev):
     st.builds(P.AccountUpdate, st.none(), nums, nums, nums, st.just(math.nan)),
     st.builds(P.PositionUpdate, st.none(), st.lists(
         st.builds(P.Position, text, lower_text, nums, nums, nums, nums, st.just(math.nan), ints, nums),
-        max_size=3).map(tuple)),
+        max_size=3).map(tuple), st.just(True)),
     st.builds(P.Performance, st.none(), ints, ints, ints, nums, nums, nums, inf_nums, nums, nums, nums, inf_nums, inf_nums),
     st.builds(P.AgentStatus, st.none(), opt_text, st.none() | st.booleans(), ints, st.none(), opt_text, nums),
     st.floats(min_value=0, max_value=1e9),
+    st.booleans(),
 )
-def test_encode_snapshot_round_trip(acc, pos, perf, status, loop_time):
-    got = P.parse(P.encode_snapshot(loop_time, acc, pos, perf, status))
+def test_encode_snapshot_round_trip(acc, pos, perf, status, loop_time, typed):
+    # typed=True is the current backend's "update" frame: the same events
+    text = P.encode_snapshot(loop_time, acc, pos, perf, status, typed=typed)
+    assert P.dialect_of(text) == ("roma-current" if typed else "roma-backend")
+    got = P.parse(text)
     assert len(got) == 4
     assert all(nan_eq(a, b) for a, b in zip(got, (acc, pos, perf, status)))
+    # the keepalive that follows carries the status again
+    assert nan_eq(one(P.encode_keepalive(loop_time, status)), status)
 
 
 # ------------------------------------------------------------------ fuzzing
