@@ -653,6 +653,12 @@ def _reject_constant(name: str) -> float:
 
 
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
+try:
+    from orjson import JSONDecodeError as _FastError
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson is a dependency; stay correct without it
+    _fast_loads = None
+    _FastError = ValueError
 _scan = _decoder.scan_once
 
 
@@ -682,6 +688,15 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
         raise ProtocolError("not_text", f"frame must be text, got {type(frame).__name__}")
     if not frame:
         raise ProtocolError("empty", "empty frame")
+    if _fast_loads is not None:
+        # orjson reads a frame ~4x faster than the stdlib. It rejects what the
+        # stdlib accepts here (the bare Infinity/NaN the real backends send, ints
+        # beyond 64 bits, lone surrogates, deep nesting): those frames, and bad
+        # ones, take the stdlib path below, which decides as it always did.
+        try:
+            return parse_object(_fast_loads(frame))
+        except _FastError:
+            pass
     try:
         # The scanner alone reads the usual frame (one object, nothing around it)
         # ~1 us faster than decode(); anything else goes through decode(), which
