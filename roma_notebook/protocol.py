@@ -654,9 +654,11 @@ def _reject_constant(name: str) -> float:
 
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 try:
-    from orjson import JSONDecodeError as _FastError
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - orjson is a dependency; stay correct without it
+    from msgspec import DecodeError as _FastError
+    from msgspec.json import Decoder as _FastDecoder
+
+    _fast_loads = _FastDecoder().decode
+except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct without it
     _fast_loads = None
     _FastError = ValueError
 _scan = _decoder.scan_once
@@ -689,14 +691,17 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
     if not frame:
         raise ProtocolError("empty", "empty frame")
     if _fast_loads is not None:
-        # orjson reads a frame ~4x faster than the stdlib. It rejects what the
-        # stdlib accepts here (the bare Infinity/NaN the real backends send, ints
-        # beyond 64 bits, lone surrogates, deep nesting): those frames, and bad
-        # ones, take the stdlib path below, which decides as it always did.
+        # msgspec reads a frame several times faster than the stdlib and gives the
+        # same values (big ints exact, same floats). What it rejects and the stdlib
+        # accepts here (the bare Infinity/NaN the real backends send, lone
+        # surrogates, numbers beyond float range), and bad frames, take the
+        # stdlib path below, which decides as it always did.
         try:
-            return parse_object(_fast_loads(frame))
-        except _FastError:
+            obj = _fast_loads(frame)
+        except (_FastError, RecursionError):
             pass
+        else:
+            return parse_object(obj)
     try:
         # The scanner alone reads the usual frame (one object, nothing around it)
         # ~1 us faster than decode(); anything else goes through decode(), which

@@ -529,6 +529,15 @@ def test_not_text():
         assert info.value.kind == "not_text"
 
 
+def test_fast_path_is_taken_and_falls_back_exactly():
+    assert P._fast_loads is not None  # msgspec installed: the fast path is what runs
+    # what the fast parser rejects and the stdlib reads: the same events as ever
+    for frame in (REAL_SNAPSHOT, doc("trade_executed", {"leverage": 10**30}),
+                  '{"type": "pong", "x": "\\ud800"}', doc("account_update", {"total_balance": 10**400})):
+        check_parse(frame)
+    assert P.parse(REAL_SNAPSHOT)[2].profit_factor == math.inf
+
+
 def test_deeply_nested_json():
     bad("[" * 100_000 + "]" * 100_000, "not_json")
     bad('{"a":' * 100_000 + "1" + "}" * 100_000, "not_json")
@@ -698,13 +707,28 @@ def _mutate(obj, data):
     return obj
 
 
+def _stdlib_only(frame):
+    """P.parse with its fast JSON path off: the results it must equal."""
+    fast, P._fast_loads = P._fast_loads, None
+    try:
+        return P.parse(frame)
+    except ProtocolError as exc:
+        return (exc.kind, exc.detail)
+    finally:
+        P._fast_loads = fast
+
+
 def check_parse(frame):
+    exact = _stdlib_only(frame)
     try:
         events = P.parse(frame)
     except ProtocolError as exc:
         assert exc.kind in {"not_json", "not_object", "unknown_type", "bad_field", "binary", "empty", "not_text"}
         assert isinstance(exc.detail, str)
+        # the fast parser never changes a verdict or its wording
+        assert exact == (exc.kind, exc.detail)
         return None
+    assert nan_eq(events, exact), (events, exact)
     assert isinstance(events, tuple)
     for ev in events:
         # whatever parses must encode again (the simulator relies on it)
