@@ -316,9 +316,10 @@ class InsightBook:
             )
             self.insights.setdefault(agent_id, []).append(d)
 
-    def rest(self, agent_id: str | None, limit: int = 10) -> list[dict]:
-        """The REST ``/insights`` items (active, confidence >= 0.7, newest first)."""
-        tz = self.tz
+    def rest(self, agent_id: str | None, limit: int = 10, tz: tzinfo | None = None) -> list[dict]:
+        """The REST ``/insights`` items (active, confidence >= 0.7, newest first), times
+        naive in ``tz`` (default the book's)."""
+        tz = self.tz if tz is None else tz
         rows = [d for a, lst in self.insights.items() if agent_id in (None, a) for d in lst]
         rows = [d for d in rows if d["is_active"] and d["confidence_score"] >= 0.7]
         rows.sort(key=lambda d: d["created_at"], reverse=True)
