@@ -26,6 +26,16 @@ typed ``update``, each followed by a ``keepalive`` (status); with
 ``error_every=N`` every Nth iteration sends an ``error`` frame (an exchange
 outage quoting a signed URL, as the real one does) instead of the update.
 
+REST in ``dialect="roma-current"`` is today's backend's (docs/roma01.md):
+``/api/agents/{id}/insights`` and ``/api/insights/global`` in the
+``{"status": "success", "data": {"insights": [...]}}`` envelope,
+``/api/agents/{id}/analytics``, ``/account`` as of the start of the last cycle
+(with gross/adjusted/net_deposits keys), ``equity-history?limit=N`` giving the
+OLDEST N points, ``trades`` newest first with P&L x leverage, and ``null`` for
+empty decision/position lists. The other dialects answer 404 on the new paths.
+``store=PATH`` keeps PATH as that backend's SQLite store (see
+:mod:`roma_notebook.store_writer`), written every ``store_interval`` s and at stop.
+
 In both real-backend dialects the server, like the real handler under uvicorn,
 never reads application messages: the first data frame a client sends makes it
 stop reading that connection for good, so protocol pings go unanswered and its
