@@ -478,12 +478,15 @@ def test_log_folder_positions_say_which_moment(tmp_path):
     for cycle, ts, pos in ((1, "2025-11-02T10:30:00", [{"symbol": "BTCUSDT", "side": "long", "position_amt": 1}]),
                            (2, "2025-11-02T10:33:00", [{"symbol": "ETHUSDT", "side": "short", "position_amt": 2}])):
         body = {"timestamp": ts, "cycle_number": cycle, "chain_of_thought": "x", "decisions": [],
-                "account_state": {"total_wallet_balance": 1.0}, "positions": pos}
+                "account_state": {"total_wallet_balance": 1.0, "gross_total_balance": 1.0,
+                                  "adjusted_total_balance": 0.9, "net_deposits": 0.1}, "positions": pos}
         (d / f"decision_20251102_{ts[11:].replace(':', '')}_cycle{cycle}.json").write_text(json.dumps(body))
     rec = rn.load(tmp_path / "logs" / "decisions", progress=False)
     assert rec.positions.symbol.tolist() == ["ETHUSDT"]
     m = rec.positions_as_of.loc["gpt-5"]
     assert m["cycle"] == 2 and m["logged_at"] == pd.Timestamp("2025-11-02T10:33:00Z") and m["source"] == "log"
+    # the gross account value as total_balance, ROMA-01's net figure beside it
+    assert rec.account.total_balance.tolist() == [1.0, 1.0] and rec.account.adjusted_balance.tolist() == [0.9, 0.9]
 
 
 def test_recordings_have_no_positions_moment():
