@@ -25,7 +25,8 @@ from .analytics import (
 )
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, ProtocolError, RomaError
 from .loading import Recording, load
-from .rest import agents
+from .rest import agent_analytics, agents, insights
+from .roma_store import StoreError, StoreLocked
 from .samples import sample_recording
 from .simulator import Simulator
 from .stream import AgentStream, StreamGroup, connect
@@ -46,6 +47,10 @@ __all__ = [
     "AgentStream",
     "StreamGroup",
     "agents",
+    "insights",
+    "agent_analytics",
+    "StoreError",
+    "StoreLocked",
     "Simulator",
     "load",
     "Recording",

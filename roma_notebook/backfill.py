@@ -15,7 +15,9 @@ from .rest import get_json
 
 __all__ = ["fetch_backfill", "BACKFILL_LIMITS"]
 
-#: how much history each endpoint is asked for
+#: how much history is kept per endpoint (the newest). ``equity-history`` is asked
+#: for without a limit: the current backend's ``limit=N`` keeps the OLDEST N
+#: points (docs/roma01.md, Q5), so the newest are cut here instead.
 BACKFILL_LIMITS = {"decisions": 200, "equity-history": 2000, "trades": 500}
 
 
@@ -47,19 +49,26 @@ def fetch_backfill(
         "trades": lambda r: (P.closed_trade_from_dict(r),),
     }
     for name, limit in BACKFILL_LIMITS.items():
+        # every generation returns the whole series without a limit
+        params = None if name == "equity-history" else {"limit": limit}
         try:
-            data = get_json(base, f"{root}/{name}", {"limit": limit}, token=token, timeout=timeout)
+            data = get_json(base, f"{root}/{name}", params, token=token, timeout=timeout)
         except RomaError as exc:
             problems.append(f"backfill {name}: {exc}")
             continue
         if not isinstance(data, list):
             problems.append(f"backfill {name}: expected a list, got {type(data).__name__}")
             continue
+        got = []
         for i, rec in enumerate(data):
             try:
-                events.extend(convert[name](rec))
+                got.extend(convert[name](rec))
             except ProtocolError as exc:
                 problems.append(f"backfill {name}[{i}]: {exc}")
+        if name == "equity-history" and len(got) > limit:
+            got.sort(key=lambda e: (e.timestamp is not None, e.timestamp or 0))
+            got = got[-limit:]  # the newest
+        events.extend(got)
     # time order; rows without a time keep their relative order at the end
     events.sort(key=lambda e: (e.timestamp is None, e.timestamp or 0))
     return events, problems

@@ -73,6 +73,12 @@ def add_sim_arguments(p: argparse.ArgumentParser) -> None:
         "--replay-max-gap", type=float, default=5.0,
         help="with --replay: longest real pause between two frames, in seconds (default 5)",
     )
+    p.add_argument(
+        "--store", metavar="PATH", default=None,
+        help="keep PATH as the current ROMA-01 backend's SQLite store (e.g. data/roma_trading.db): "
+        "written every second and at exit; rn.load(PATH) reads it",
+    )
+    p.add_argument("--store-tz", default="UTC", help="with --store: the simulated host's time zone (default UTC)")
     p.add_argument("--log-level", default="INFO", help="logging level for stderr (default INFO)")
 
 
@@ -112,6 +118,8 @@ def run_sim(args: argparse.Namespace) -> int:
             replay=args.replay,
             loop=args.replay_loop,
             max_gap=args.replay_max_gap,
+            store=args.store,
+            store_tz=args.store_tz,
         )
     except (TypeError, ValueError, FileNotFoundError) as exc:
         print(f"roma-notebook sim: error: {exc}", file=sys.stderr)
@@ -157,6 +165,8 @@ def _serve(sim, agents: list[str] | None, args: argparse.Namespace, stop: thread
             )
         else:
             print(f"  seed={args.seed} speed={args.speed:g} dialect={args.dialect} (Ctrl-C stops)", flush=True)
+        if args.store is not None:
+            print(f"  store      {args.store} (SQLite, times in {args.store_tz})", flush=True)
         # A timed wait keeps noticing a dead simulator thread.
         while not stop.wait(0.2):
             if not sim.is_running:

@@ -14,6 +14,10 @@
   (``decision_YYYYMMDD_HHMMSS_cycle{N}.json``, ``trade_history.json``,
   ``equity_history.json``) or the parent folder holding several agents' folders
   (``source="log"``);
+- the current ROMA-01 backend's SQLite store (``data/roma_trading.db``, any
+  ``.db``/``.sqlite`` file, or the backend folder holding it), read-only, every
+  agent (``source="store"``; see :mod:`roma_notebook.roma_store` and the ``tz``,
+  ``agents``, ``since``, ``until`` arguments);
 - a folder of recordings, a glob pattern, or a list of any of these (merged into
   one set of tables; cycles and fills seen twice are kept once).
 
@@ -74,7 +78,8 @@ ACCEPTED_FORMATS = (
     "a Parquet export folder (with _manifest.json, written by to_parquet), "
     "a ROMA-01 logs/decisions folder (one agent's folder with decision_*.json, "
     "trade_history.json, equity_history.json, or the parent of several), "
-    "a folder of recordings, or a list of any of these"
+    "a folder of recordings, a ROMA-01 SQLite store (roma_trading.db, .db/.sqlite, or the backend "
+    "folder holding data/roma_trading.db), or a list of any of these"
 )
 
 _DECISION_NAME = re.compile(r"^decision_(\d{8})_(\d{6})(?:_cycle(-?\d+))?.*\.json$")
@@ -96,12 +101,21 @@ class Recording(TableProperties):
         paths: the files and folders it was loaded from.
         url: server URL of the (first) recording header, without any token; None
             for exports and logs.
+        positions_as_of: which moment ``positions`` describes when it comes from
+            ROMA-01 decision logs (a log folder or a SQLite store): a DataFrame
+            indexed by agent_id with ``cycle``, ``logged_at`` and ``source``. The
+            positions are those held at the *start* of that cycle, before its
+            orders; ``logged_at`` is when the cycle was logged (its end). None
+            for recordings and exports, whose ``positions`` are the latest
+            position update received.
 
     Example:
         >>> rec = load("session.jsonl.gz")   # doctest: +SKIP
         >>> rec.decisions.query("action != 'hold'")   # doctest: +SKIP
         >>> rec.to_parquet("out/")   # doctest: +SKIP
     """
+
+    positions_as_of: pd.DataFrame | None = None
 
     def __init__(
         self,
@@ -324,6 +338,11 @@ def _sniff_recording(p: Path) -> bool:
 
 def _classify(p: Path) -> list[tuple[str, Path, str | None]]:
     """(kind, path, agent) items to load for one path; ValueError when unrecognised."""
+    from .roma_store import store_file
+
+    store = store_file(p)  # a .db file, or a backend folder holding data/roma_trading.db
+    if store is not None:
+        return [("store", store, None)]
     if p.is_dir():
         from .parquet import is_export
 
@@ -369,7 +388,17 @@ def _size(p: Path) -> int:
 # ---------------------------------------------------------------- load
 
 
-def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | None = None) -> Recording:
+def load(
+    path_or_paths: Any,
+    *,
+    max_rows: int | None = None,
+    progress: bool | None = None,
+    tz: Any = "UTC",
+    agents: Any = None,
+    since: Any = None,
+    until: Any = None,
+    timeout: float = 5.0,
+) -> Recording:
     """Load recordings, Parquet exports and ROMA-01 log folders into one :class:`Recording`.
 
     Args:
@@ -381,6 +410,14 @@ def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | No
         progress: None shows a progress bar when the load takes over a second
             (tqdm if installed, else an ipywidgets bar inside Jupyter), True
             always, False never.
+        tz: SQLite stores only: the zone of the backend host, whose naive local
+            times the store holds (IANA name, e.g. ``"Asia/Shanghai"``); default
+            UTC (right for the backend's Docker image).
+        agents, since, until: SQLite stores only: load only these agent ids and
+            rows with ``since <= time < until`` (filtered in SQL; zone-less
+            values are UTC).
+        timeout: SQLite stores only: seconds to wait for a writer's lock before
+            :class:`~roma_notebook.roma_store.StoreLocked`.
 
     Returns:
         A :class:`Recording` with the table properties of a live stream.
@@ -388,7 +425,9 @@ def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | No
     Raises:
         FileNotFoundError: a path does not exist (or a pattern matches nothing).
         ValueError: a path is not in a format ``load`` reads (the message lists
-            them), or a recording/export was written by a newer version.
+            them), or a recording/export was written by a newer version;
+            :class:`~roma_notebook.roma_store.StoreError` (a ValueError) for a
+            SQLite file that is corrupt or of another schema.
         TypeError: ``path_or_paths`` is not a path or a list of paths.
 
     Example:
@@ -416,6 +455,8 @@ def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | No
                 _load_recording(ctx, p)
             elif kind == "parquet":
                 _load_parquet(ctx, p)
+            elif kind == "store":
+                _load_store(ctx, p, tz=tz, agents=agents, since=since, until=until, timeout=timeout)
             elif kind == "log_agent":
                 _load_log_agent(ctx, agent or p.name, _log_files_of(p))
             elif p.parent in single:  # log_file: the first of its folder loads them all
@@ -423,7 +464,9 @@ def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | No
                 _load_log_agent(ctx, agent or p.parent.name, files)
     finally:
         prog.close()
-    return Recording(tables, paths, url=ctx.url, agent_ids=ctx.declared)
+    rec = Recording(tables, paths, url=ctx.url, agent_ids=ctx.declared)
+    rec.positions_as_of = _positions_moments(ctx.positions_as_of)
+    return rec
 
 
 class _Context:
@@ -432,6 +475,31 @@ class _Context:
         self.progress = progress
         self.url: str | None = None
         self.declared: list[str] = []
+        # agent -> (cycle, time ns, source) of the decision log whose positions are loaded
+        self.positions_as_of: dict[str, tuple[int | None, int, str]] = {}
+
+
+def _load_store(ctx: _Context, path: Path, **kw: Any) -> None:
+    from .roma_store import load_store
+
+    info = load_store(path, ctx.tables, progress=ctx.progress.update, **kw)
+    for agent, (cycle, ns) in info.positions_as_of.items():
+        ctx.positions_as_of[agent] = (cycle, ns, "store")
+
+
+def _positions_moments(moments: dict[str, tuple[int | None, int, str]]) -> pd.DataFrame | None:
+    """``Recording.positions_as_of``: one row per agent whose positions come from a decision log."""
+    if not moments:
+        return None
+    agents = list(moments)
+    return pd.DataFrame(
+        {
+            "cycle": pd.array([moments[a][0] for a in agents], dtype="Int64"),
+            "logged_at": pd.to_datetime([moments[a][1] for a in agents], unit="ns", utc=True),
+            "source": pd.array([moments[a][2] for a in agents], dtype="string"),
+        },
+        index=pd.Index(agents, name="agent_id", dtype="string"),
+    )
 
 
 # ---------------------------------------------------------------- recordings
@@ -942,6 +1010,9 @@ def _load_log_agent(ctx: _Context, agent: str, files: list[Path]) -> None:
         if payload[0] == "events":
             for ev in payload[1]:
                 tables.append(agent, ev, ns, seq, "log")
+                if ev.kind == "position_update":  # the newest decision file's positions win
+                    cycle = next((e.cycle for e in payload[1] if e.kind == "decision"), None)
+                    ctx.positions_as_of[agent] = (cycle, ns, "log")
         else:
             tables.add_error(agent, "file", payload[1], payload[2], ns, seq=seq, source="log")
 

@@ -1292,6 +1292,12 @@ class Agent:
         self.decision_log: deque[dict] = deque(maxlen=history)
         self.equity_history: deque[dict] = deque(maxlen=history)
         self.closed_trades: list[ClosedTrade] = []
+        # ROMA-01's inferred deposits (Q3 of docs/roma01.md): each logged cycle, the
+        # change of account value not explained by the newly logged trades' P&L
+        # (which ROMA-01 multiplies by leverage, Q2) and the change in unrealised P&L
+        self.net_deposits = 0.0
+        self._last_logged: tuple[float, float] | None = None  # (gross, unrealised) at the last log
+        self._trades_logged = 0
 
     # -- events ------------------------------------------------------------
 
@@ -1380,6 +1386,9 @@ class Agent:
             self.last_error = f"cycle {self.cycle}: LLM request timed out after 60s (simulated)"
             return None
         self.last_error = None
+        # ROMA-01 logs the account and positions fetched at the start of the cycle,
+        # before its orders (Q4)
+        start_account, start_positions = ex.rest_account(), ex.rest_positions()
         style = self.style
         inds = {s: market.indicators(s) for s in market.symbols}
         scores = {s: style.score(inds[s]) for s in market.symbols}
@@ -1507,18 +1516,27 @@ class Agent:
         acc = ex.account(t)
         events.append(pu)
         events.append(acc)
-        self._log_cycle(now, reasoning, items)
+        self._log_cycle(now, reasoning, items, start_account, start_positions)
         events.append(self.status(t))
         return events
 
-    def _log_cycle(self, now: int, reasoning: str, items: Sequence[DecisionItem]) -> None:
-        ex = self.exchange
-        acc = ex.rest_account()
+    def _log_cycle(
+        self, now: int, reasoning: str, items: Sequence[DecisionItem], acc: dict, positions: list[dict]
+    ) -> None:
+        gross, upnl = acc["total_wallet_balance"], acc["total_unrealized_profit"]
+        new_trades = self.closed_trades[self._trades_logged:]
+        self._trades_logged = len(self.closed_trades)
+        logged_pnl = sum(t.pnl_usdt * (t.leverage or 1) for t in new_trades)
+        flow = 0.0
+        if self._last_logged is not None:
+            flow = _r8((gross - self._last_logged[0]) - logged_pnl - (upnl - self._last_logged[1]))
+        self._last_logged = (gross, upnl)
+        self.net_deposits = _r8(self.net_deposits + flow)
         acc.update(
-            gross_total_balance=acc["total_wallet_balance"],
-            adjusted_total_balance=acc["total_wallet_balance"],
-            net_deposits=0.0,
-            external_cash_flow=0.0,
+            gross_total_balance=gross,
+            adjusted_total_balance=_r8(gross - self.net_deposits),
+            net_deposits=self.net_deposits,
+            external_cash_flow=flow,
         )
         decisions = []
         for it in items:
@@ -1541,22 +1559,22 @@ class Agent:
                 "chain_of_thought": reasoning,
                 "decisions": decisions,
                 "account_state": acc,
-                "positions": ex.rest_positions(),
+                "positions": positions,
             }
         )
-        total = acc["total_wallet_balance"]
+        adjusted = acc["adjusted_total_balance"]
         self.equity_history.append(
             {
                 "timestamp": ts,
                 "cycle": self.cycle,
-                "equity": total,
-                "adjusted_equity": total,
-                "gross_equity": total,
-                "unrealized_pnl": acc["total_unrealized_profit"],
+                "equity": adjusted,
+                "adjusted_equity": adjusted,
+                "gross_equity": gross,
+                "unrealized_pnl": upnl,
                 # ROMA-01 writes the unrealised P&L under "pnl" too.
-                "pnl": acc["total_unrealized_profit"],
-                "net_deposits": 0.0,
-                "external_cash_flow": 0.0,
+                "pnl": upnl,
+                "net_deposits": self.net_deposits,
+                "external_cash_flow": flow,
             }
         )
 

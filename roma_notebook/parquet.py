@@ -435,6 +435,9 @@ def _conform(df: pd.DataFrame, expected: pd.DataFrame, name: str, root: Path, pr
             out[c] = pd.Series([pd.NA] * n if want != "float64" else [np.nan] * n).astype(want)
             continue
         col = df[c]
+        if want == object:
+            # Arrow gives list columns back as numpy arrays: the tables hold lists
+            col = pd.Series([v.tolist() if isinstance(v, np.ndarray) else v for v in col], dtype=object)
         if col.dtype != want:
             try:
                 col = col.astype(want)

@@ -1091,3 +1091,91 @@ def equity_point_event(rec: Any, where: str = "equity") -> AccountUpdate:
 
 
 __all__ += ["decision_record_events", "equity_point_event"]
+
+
+# ---------------------------------------------------------------- insights (trade-history analysis)
+
+
+@dataclass(frozen=True, slots=True)
+class Insight:
+    """One insight of ROMA-01's own trade-history analysis (current backend only).
+
+    From the ``analysis_insights`` table or REST ``/api/agents/{id}/insights``;
+    ``timestamp`` is ``created_at``. ``recommendations`` and
+    ``supporting_trade_ids`` are tuples of strings (the trade ids are ROMA-01's
+    synthetic ``<agent>_<SYMBOL>_<open time>``, duplicates possible).
+    """
+
+    kind: ClassVar[str] = "insight"
+    timestamp: int | None
+    insight_id: str | None
+    agent_id: str | None
+    category: str | None
+    title: str | None
+    summary: str | None
+    detailed_findings: str | None
+    confidence: float
+    recommendations: tuple[str, ...]
+    supporting_trade_ids: tuple[str, ...]
+    is_active: bool | None
+    created_at: int | None
+    deprecated_at: int | None
+
+
+def _str_list(d: dict, key: str, where: str) -> tuple[str, ...]:
+    v = d.get(key)
+    if v is None:
+        return ()
+    if type(v) is str:  # a JSON text cell not decoded by the caller
+        try:
+            v = _decoder.decode(v)
+        except (ValueError, RecursionError):
+            raise ProtocolError("bad_field", f"{where}.{key} is not a JSON list: {_short(v)}") from None
+    if type(v) is not list:
+        raise ProtocolError("bad_field", f"{where}.{key} must be a list, got {type(v).__name__}")
+    return tuple(x if type(x) is str else json.dumps(x) for x in v)
+
+
+def insight_from_dict(d: Any, where: str = "insight") -> Insight:
+    """Read one insight as REST ``/insights`` and the ``analysis_insights`` table give it.
+
+    ``confidence_score`` (or ``confidence``) is a fraction 0..1 (``75`` is read as
+    0.75); times are ISO text, zone-less read as UTC like every REST time.
+
+    Raises:
+        ProtocolError: not an object, or a field of the wrong type.
+
+    Example:
+        >>> ins = insight_from_dict({"insight_id": "ins_1", "category": "exit_timing",
+        ...     "title": "Exits late", "confidence_score": 0.8, "recommendations": ["tighten"],
+        ...     "created_at": "2026-12-02T06:25:43", "is_active": 1})
+        >>> ins.recommendations, ins.is_active
+        (('tighten',), True)
+    """
+    if type(d) is not dict:
+        raise ProtocolError("bad_field", f"{where} must be an object, got {type(d).__name__}")
+    conf_key = "confidence_score" if d.get("confidence_score") is not None else "confidence"
+    created = d.get("created_at")
+    deprecated = d.get("deprecated_at")
+    for key, v in (("created_at", created), ("deprecated_at", deprecated)):
+        if v is not None and type(v) is not str:
+            raise ProtocolError("bad_field", f"{where}.{key} must be a string, got {type(v).__name__}")
+    created_ns = parse_time(created)
+    return Insight(
+        created_ns,
+        _str(d, "insight_id", where),
+        _str(d, "agent_id", where),
+        _str(d, "category", where),
+        _str(d, "title", where),
+        _str(d, "summary", where),
+        _str(d, "detailed_findings", where),
+        _fraction(_num(d, conf_key, where)),
+        _str_list(d, "recommendations", where),
+        _str_list(d, "supporting_trade_ids", where),
+        _bool(d, "is_active", where),
+        created_ns,
+        parse_time(deprecated),
+    )
+
+
+__all__ += ["Insight", "insight_from_dict"]

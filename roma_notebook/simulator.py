@@ -26,6 +26,16 @@ typed ``update``, each followed by a ``keepalive`` (status); with
 ``error_every=N`` every Nth iteration sends an ``error`` frame (an exchange
 outage quoting a signed URL, as the real one does) instead of the update.
 
+REST in ``dialect="roma-current"`` is today's backend's (docs/roma01.md):
+``/api/agents/{id}/insights`` and ``/api/insights/global`` in the
+``{"status": "success", "data": {"insights": [...]}}`` envelope,
+``/api/agents/{id}/analytics``, ``/account`` as of the start of the last cycle
+(with gross/adjusted/net_deposits keys), ``equity-history?limit=N`` giving the
+OLDEST N points, ``trades`` newest first with P&L x leverage, and ``null`` for
+empty decision/position lists. The other dialects answer 404 on the new paths.
+``store=PATH`` keeps PATH as that backend's SQLite store (see
+:mod:`roma_notebook.store_writer`), written every ``store_interval`` s and at stop.
+
 In both real-backend dialects the server, like the real handler under uvicorn,
 never reads application messages: the first data frame a client sends makes it
 stop reading that connection for good, so protocol pings go unanswered and its
@@ -72,6 +82,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import functools
 import hashlib
 import hmac
@@ -80,6 +91,7 @@ import inspect
 import json
 import logging
 import math
+import statistics
 import threading
 import time
 from collections import defaultdict, deque
@@ -93,7 +105,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from . import protocol
-from .market import NS, SPECS, SYMBOLS, World, to_ns
+from .market import NS, SPECS, SYMBOLS, World, iso_naive, to_ns
 from .replay import Replay, ReplayPlayer, read_replay
 from .urls import RedactingLogger, redact
 
@@ -128,6 +140,7 @@ _CLIENT_BURST = 64 * 1024
 _MAX_UNREAD = 2**20
 
 T = TypeVar("T")
+_UTC = datetime.timezone.utc
 
 
 class _GuardedConnection(ServerConnection):
@@ -287,6 +300,14 @@ class Simulator:
             seconds, so long idle stretches of a recording do not stall a demo.
         paused: replay only: do not start the timeline until :meth:`play`
             (lets clients connect first and receive every frame).
+        store: path of a SQLite file to keep as the current ROMA-01 backend's
+            store (``data/roma_trading.db``, see :mod:`roma_notebook.store_writer`):
+            created with the backend's schema, then what happened is written every
+            ``store_interval`` real seconds (one short transaction) and once more
+            at :meth:`stop`. ``rn.load(path)`` reads it, also while it runs.
+        store_tz: the simulated backend host's zone for the store's naive local
+            times (default UTC).
+        store_interval: real seconds between two writes to ``store``.
 
     Example:
         >>> sim = Simulator(["deepseek-chat-v3.1"], seed=7, speed=600).start()
@@ -331,6 +352,9 @@ class Simulator:
         loop: bool = False,
         max_gap: float = 5.0,
         paused: bool = False,
+        store: Any = None,
+        store_tz: Any = "UTC",
+        store_interval: float = 1.0,
     ):
         if isinstance(agents, str):
             agents = (agents,)
@@ -449,6 +473,14 @@ class Simulator:
         )
         self._paused = bool(paused)
         self._play_event: asyncio.Event | None = None
+        from .store_writer import InsightBook, zone
+
+        #: the SQLite store kept up to date, or None
+        self.store = None if store is None else str(store)
+        self._store_tz = zone(store_tz)
+        self.store_interval = _positive(store_interval, "store_interval")
+        self._store_writer: Any = None
+        self._insights = InsightBook(self._store_tz)  # REST insights (roma-current)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -754,6 +786,11 @@ class Simulator:
             ),
         )
         self._port = server.sockets[0].getsockname()[1]
+        if self._world is not None and self.store is not None:
+            from .store_writer import StoreWriter
+
+            self._store_writer = StoreWriter(self.store, tz=self._store_tz)
+            self._insights = self._store_writer.book  # REST and the store show the same insights
         if self._world is not None:
             self._dispatch(self._world.start_events())
         # Assigned before reading the flag: see play().
@@ -763,6 +800,8 @@ class Simulator:
         tasks = [loop.create_task(self._drive() if self._player is None else self._replay_drive())]
         if self.drop_every:
             tasks.append(loop.create_task(self._drop_loop()))
+        if self._store_writer is not None:
+            tasks.append(loop.create_task(self._store_loop()))
         log.info("simulator listening on %s (agents: %s)", f"ws://{self._url_host()}:{self._port}", ", ".join(self.agents))
         self._ready.set()
         try:
@@ -771,6 +810,11 @@ class Simulator:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._store_writer is not None and self._world is not None:
+                try:  # the last rows: a stopped simulator leaves a complete store
+                    self._store_writer.write(self._store_writer.collect(self._world))
+                except Exception:
+                    log.exception("writing the store %s failed", self.store)
             await self._shutdown(server)
 
     async def _shutdown(self, server: Any) -> None:
@@ -862,6 +906,20 @@ class Simulator:
             p.rewind()
             log.info("replay: starting pass %d", p.passes + 1)
             t0 = loop.time()
+
+    async def _store_loop(self) -> None:
+        """Write what happened to the SQLite store every ``store_interval`` s."""
+        loop = asyncio.get_running_loop()
+        w, sw = self._world, self._store_writer
+        assert w is not None and sw is not None
+        while True:
+            await asyncio.sleep(self.store_interval)
+            rows = sw.collect(w)  # here, where the world advances
+            if any(rows.values()):
+                try:  # the insert (disk I/O) off the loop
+                    await loop.run_in_executor(None, sw.write, rows)
+                except Exception:
+                    log.exception("writing the store %s failed", self.store)
 
     async def _drop_loop(self) -> None:
         assert self.drop_every is not None
@@ -1207,6 +1265,11 @@ class Simulator:
                 {"symbol": SPECS[s].base, "fullSymbol": s, "price": prices[s]} for s in syms if s in prices
             ]
             return _json(connection, 200, body)
+        if path == "/api/insights/global" and self.dialect == "roma-current":
+            self._insights.update(w)
+            limit = _int_param(query, "limit", 10)
+            items = self._insights.rest(None, 10 if limit is None else limit, tz=_UTC)
+            return _json(connection, 200, {"status": "success", "data": {"insights": items}})
         if path.startswith("/api/agents/"):
             rest = path[len("/api/agents/") :].split("/")
             agent_id = unquote(rest[0])
@@ -1215,6 +1278,10 @@ class Simulator:
             if ag is None:
                 return _json(connection, 404, {"detail": f"Agent not found: {agent_id}"})
             try:
+                if self.dialect == "roma-current":
+                    answer = self._rest_current(ag, sub, query)
+                    if answer is not None:
+                        return _json(connection, *answer)
                 if sub == "":
                     return _json(connection, 200, ag.rest_status())
                 if sub == "account":
@@ -1237,6 +1304,92 @@ class Simulator:
         return _json(connection, 404, {"detail": "Not Found"})
 
 
+    def _rest_current(self, ag: Any, sub: str, query: dict[str, list[str]]) -> tuple[int, Any] | None:
+        """REST bodies where today's backend differs (docs/roma01.md); None: as before."""
+        if sub == "account":
+            # the account as of the start of the last cycle, not live
+            if ag.decision_log:
+                acc = dict(ag.decision_log[-1]["account_state"])
+            else:
+                acc = ag.exchange.rest_account()
+                acc.update(gross_total_balance=acc["total_wallet_balance"],
+                           adjusted_total_balance=acc["total_wallet_balance"], net_deposits=0.0,
+                           external_cash_flow=0.0)
+            acc["initial_balance"] = ag.exchange.initial_balance
+            return 200, acc
+        if sub == "decisions":
+            limit = _int_param(query, "limit", 20)
+            out = []
+            for rec in ag.rest_decisions(20 if limit is None else limit):
+                rec = dict(rec)
+                # the store keeps NULL for an empty list, and REST says null (Q7)
+                rec["decisions"] = rec["decisions"] or None
+                rec["positions"] = rec["positions"] or None
+                out.append(rec)
+            return 200, out
+        if sub == "equity-history":
+            limit = _int_param(query, "limit", None)
+            pts = list(ag.equity_history)
+            return 200, pts[:limit] if limit else pts  # the OLDEST N (Q5)
+        if sub == "trades":
+            limit = _int_param(query, "limit", None)
+            out = []
+            for t in reversed(ag.closed_trades):  # newest first
+                d = protocol.event_to_data(t)
+                d["open_time"] = iso_naive(t.open_time)
+                d["close_time"] = iso_naive(t.close_time)
+                d["pnl_usdt"] = t.pnl_usdt * (t.leverage or 1)  # Q2: times leverage
+                out.append(d)
+                if limit and len(out) >= limit:
+                    break
+            return 200, out
+        if sub == "insights":
+            self._insights.update(self._world)
+            limit = _int_param(query, "limit", 10)
+            items = self._insights.rest(ag.agent_id, 10 if limit is None else limit, tz=_UTC)
+            return 200, {"status": "success", "data": {"insights": items}}
+        if sub == "analytics":
+            recent = list(ag.decision_log)[-100:]
+            if any(not r["decisions"] for r in recent):
+                # the backend iterates None here (Q7)
+                return 500, {"detail": "'NoneType' object is not iterable"}
+            return 200, _analytics(ag.closed_trades, recent)
+        return None
+
+
+def _analytics(trades: list, recent: list[dict]) -> dict:
+    """The current backend's ``/analytics`` body (P&L x leverage, Q2)."""
+    pnl = [t.pnl_usdt * (t.leverage or 1) for t in trades]
+    wins = [p for p in pnl if p > 0]
+    losses = [p for p in pnl if p < 0]
+    sizes = [t.entry_price * t.quantity for t in trades]
+    holds = [(t.close_time - t.open_time) / NS / 60 for t in trades if t.open_time is not None]
+    levs = [float(t.leverage) for t in trades if t.leverage]
+    sides = [{p["side"] for p in (r["positions"] or [])} for r in recent]
+    conf = [it["confidence"] * 100 for r in recent for it in r["decisions"] if "confidence" in it]
+    n = len(recent) or 1
+
+    def mean(xs: list) -> float:
+        return float(statistics.fmean(xs)) if xs else 0.0
+
+    def median(xs: list) -> float:
+        return float(statistics.median(xs)) if xs else 0.0
+
+    return {
+        "total_trades": len(trades), "winning_trades": len(wins), "losing_trades": len(losses),
+        "avg_trade_size": mean(sizes), "median_trade_size": median(sizes),
+        "avg_hold_mins": mean(holds), "median_hold_mins": median(holds),
+        "avg_leverage": mean(levs), "median_leverage": median(levs),
+        "pct_long": 100.0 * sum("long" in s for s in sides) / n,
+        "pct_short": 100.0 * sum("short" in s for s in sides) / n,
+        "pct_flat": 100.0 * sum(not s for s in sides) / n,
+        "win_rate": 100.0 * len(wins) / len(pnl) if pnl else 0.0,
+        "expectancy": mean(pnl), "biggest_win": max(wins, default=0.0), "biggest_loss": min(losses, default=0.0),
+        "avg_win": mean(wins), "avg_loss": mean(losses),
+        "avg_confidence": mean(conf), "median_confidence": median(conf),
+    }
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -1245,6 +1398,7 @@ class Simulator:
 _MARKET_ONLY = (
     "seed", "dialect", "cycle_minutes", "malformed_every", "firehose", "snapshot_interval", "error_every", "clock",
     "start_time", "tick_seconds", "mark_interval", "initial_balance", "volatility_scale", "error_rate",
+    "store",
 )
 
 

@@ -46,7 +46,8 @@ _NA_INT = -(2**63)  # sentinel for missing ints and times (numpy's NaT bit patte
 _INT64_END = 2**63  # first int an int64 column cannot hold
 
 # Column kinds: f float64 (NaN), q int64, i nullable Int64, t datetime64[ns, UTC],
-# b nullable boolean, s string (free text), c string stored as codes (repeated ids).
+# b nullable boolean, s string (free text), c string stored as codes (repeated ids),
+# o object (a list per row).
 _COMMON = (("agent_id", "c"), ("timestamp", "t"), ("received_at", "t"), ("seq", "q"))
 _POS = (
     ("symbol", "c"),
@@ -128,6 +129,21 @@ _SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     "errors": (("kind", "c"), ("detail", "s"), ("raw", "s"), ("message_type", "c")),
     "connections": (("event", "c"), ("detail", "s")),
 }
+# ROMA-01's own trade-history analysis (current backend: SQLite store, REST);
+# kind "o" holds a Python list per row
+_SCHEMAS["insights"] = (
+    ("insight_id", "s"),
+    ("category", "c"),
+    ("title", "s"),
+    ("summary", "s"),
+    ("detailed_findings", "s"),
+    ("confidence", "f"),
+    ("recommendations", "o"),
+    ("supporting_trade_ids", "o"),
+    ("is_active", "b"),
+    ("created_at", "t"),
+    ("deprecated_at", "t"),
+)
 # `source` tells live rows from REST backfill, log files and simulator replays.
 _SOURCE = (("source", "c"),)
 
@@ -157,6 +173,7 @@ def _dtype(kind: str) -> Any:
         "b": "boolean",
         "s": "string",
         "c": "string",
+        "o": "object",
     }[kind]
 
 
@@ -297,6 +314,11 @@ def _to_array(kind: str, col: Any, cats: list[str]) -> Any:
         idx = pa.array(codes, mask=mask if mask.any() else None, type=pa.int32())
         arr = pa.DictionaryArray.from_arrays(idx, dictionary).cast(pa.large_string())
         return pd.array(arr, dtype="string")
+    if kind == "o":
+        out = np.empty(len(col), dtype=object)
+        for i, v in enumerate(col):  # element by element: lists must stay lists, not a 2-D array
+            out[i] = v
+        return out
     return pd.array(col, dtype="string")
 
 
@@ -550,6 +572,28 @@ class Tables:
                         e.pnl_usdt,
                         e.pnl_pct,
                         tb.code(14, source),
+                    )
+                )
+            elif kind == "insight":
+                tb = self._t["insights"]
+                tb.put(
+                    (
+                        tb.code(0, agent_id),
+                        ts,
+                        received_ns,
+                        seq,
+                        e.insight_id,
+                        tb.code(5, e.category),
+                        e.title,
+                        e.summary,
+                        e.detailed_findings,
+                        e.confidence,
+                        list(e.recommendations),
+                        list(e.supporting_trade_ids),
+                        _b(e.is_active),
+                        _t(e.created_at),
+                        _t(e.deprecated_at),
+                        tb.code(15, source),
                     )
                 )
             else:  # pragma: no cover - protocol only makes the kinds above
@@ -950,3 +994,8 @@ class TableProperties:
     def connections(self) -> pd.DataFrame:
         """Connects, disconnects, retries and failures."""
         return self._frame("connections")
+
+    @property
+    def insights(self) -> pd.DataFrame:
+        """ROMA-01's own trade-history insights (SQLite store, ``rn.insights``)."""
+        return self._frame("insights")

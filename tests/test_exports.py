@@ -68,6 +68,15 @@ def test_errors_hierarchy_exported():
     assert issubclass(rn.AuthenticationError, rn.ConnectionFailed)
 
 
+def test_root_exports_the_current_backends_readers():
+    # issue 11: the SQLite store's errors and the newer REST endpoints
+    for name in ("insights", "agent_analytics", "StoreError", "StoreLocked"):
+        assert name in rn.__all__ and hasattr(rn, name), name
+    assert callable(rn.insights) and callable(rn.agent_analytics)
+    assert issubclass(rn.StoreError, rn.RomaError) and issubclass(rn.StoreError, ValueError)
+    assert issubclass(rn.StoreLocked, rn.RomaError)
+
+
 def test_root_exports_design_public_api():
     missing = [n for n in DESIGN_NAMES if n not in rn.__all__ or not hasattr(rn, n)]
     assert not missing, f"missing from roma_notebook: {missing}"

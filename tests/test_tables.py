@@ -105,6 +105,20 @@ DESIGN = {
     },
     "errors": {"kind": S, "detail": S, "raw": S},
     "connections": {"event": S, "detail": S},
+    # issue 11: ROMA-01's trade-history insights (lists in object columns)
+    "insights": {
+        "insight_id": S,
+        "category": S,
+        "title": S,
+        "summary": S,
+        "detailed_findings": S,
+        "confidence": "float64",
+        "recommendations": "object",
+        "supporting_trade_ids": "object",
+        "is_active": "boolean",
+        "created_at": UTC,
+        "deprecated_at": UTC,
+    },
 }
 
 
@@ -165,6 +179,10 @@ def _fill_all(t: Tables, base: int) -> None:
     t.ingest(AGENT, "{broken", R0 + base + 11)
     t.append(AGENT, P.ClosedTrade(None, "BTCUSDT", "long", 1.0, 2.0, 0.1, None, T_1030, None, 0.1, 100.0), R0)
     t.add_connection(AGENT, "connected", "ws://x", R0 + base)
+    t.append(AGENT, P.insight_from_dict({"insight_id": f"ins_{base}", "category": "exit_timing", "title": "t",
+                                         "confidence_score": 0.8, "recommendations": ["a", "b"],
+                                         "supporting_trade_ids": ["x"], "is_active": True,
+                                         "created_at": "2025-11-02T10:30:00"}), R0 + base)
 
 
 @pytest.mark.parametrize("name", TABLE_NAMES)
