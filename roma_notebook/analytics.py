@@ -63,6 +63,7 @@ _SCHEMAS: dict[str, dict[str, str]] = {
         "available_balance": "float64",
         "unrealized_pnl": "float64",
         "used_percentage": "float64",
+        "adjusted_balance": "float64",
     },
     "trades": {
         "order_id": "string",
@@ -95,8 +96,32 @@ _SCHEMAS: dict[str, dict[str, str]] = {
         "position_size_usd": "float64",
         "stop_loss": "float64",
         "take_profit": "float64",
+        "confidence": "float64",
+        "close_quantity_pct": "float64",
     },
     "cycles": {"cycle": "Int64", "ai_reasoning": "string", "n_decisions": "Int64"},
+    "position_history": {
+        "symbol": "string",
+        "side": "string",
+        "position_amt": "float64",
+        "entry_price": "float64",
+        "mark_price": "float64",
+        "unrealized_profit": "float64",
+        "leverage": "Int64",
+    },
+    "performance": {
+        "total_trades": "Int64",
+        "wins": "Int64",
+        "losses": "Int64",
+        "win_rate": "float64",
+        "avg_profit": "float64",
+        "avg_loss": "float64",
+        "profit_factor": "float64",
+        "sharpe_ratio": "float64",
+        "max_drawdown": "float64",
+        "total_pnl": "float64",
+    },
+    "status": {"cycle_count": "Int64"},
 }
 _TABLE_NAMES = ("account", "trades", "closed_trades", "decisions", "cycles", "positions", "performance")
 
