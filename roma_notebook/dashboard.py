@@ -625,7 +625,17 @@ class Dashboard(_ViewBase):
             info["errors"] = st.get("errors")
         else:
             info["errors"] = self.tables.counts().get("errors", 0)
+        if self.tables.totals().get("server_errors"):
+            info["server_error"] = self._memo("server_error", tv("errors"), self._latest_server_error)
         return info
+
+    def _latest_server_error(self) -> str | None:
+        err = self._frame("errors")
+        err = err[err["kind"] == "server_error"]
+        if err.empty:
+            return None
+        when = err["received_at"].iloc[-1].strftime("%H:%M:%S")
+        return f"{err['detail'].iloc[-1]} ({when} UTC)"
 
     def _agent_state(self) -> dict:
         """Running flag and cycle count from the latest status (or the cycles seen)."""

@@ -1235,6 +1235,12 @@ def agent_profile(agent_id: str) -> AgentProfile:
     return AgentProfile(agent_id, agent_id, "custom", agent_id, style)
 
 
+def _confidence(score: float, floor: float) -> float:
+    """The stated confidence (0..1) the real prompt asks every decision for: from
+    the signal's strength, so it draws no random numbers (values stay as seeded)."""
+    return round(min(0.95, floor + 0.35 * math.tanh(abs(score))), 2)
+
+
 def _fmt_price(symbol: str, x: float) -> str:
     d = SPECS[symbol].price_decimals
     return f"{x:,.{d}f}"
@@ -1406,14 +1412,16 @@ class Agent:
             if reason is not None:
                 action = f"close_{pos.side}"
                 text = f"{reason}; position {upnl_pct:+.2f}% from entry {_fmt_price(s, pos.entry_price)}"
-                items.append(DecisionItem(action, s, pos.quantity, pos.leverage, text, NaN, NaN, NaN))
+                items.append(DecisionItem(action, s, pos.quantity, pos.leverage, text, NaN, NaN, NaN,
+                                          _confidence(sc, 0.55)))
                 plans.append(("close", s))
             else:
                 text = (
                     f"thesis intact (score {sc:+.2f}), {upnl_pct:+.2f}% from entry; "
                     f"stop {_fmt_price(s, pos.stop_loss)}, target {_fmt_price(s, pos.take_profit)}"
                 )
-                items.append(DecisionItem("hold", s, pos.quantity, pos.leverage, text, NaN, pos.stop_loss, pos.take_profit))
+                items.append(DecisionItem("hold", s, pos.quantity, pos.leverage, text, NaN, pos.stop_loss,
+                                          pos.take_profit, _confidence(sc, 0.5)))
         closing = {p[1] for p in plans}
 
         # 2. new entries, strongest first
@@ -1457,7 +1465,7 @@ class Agent:
                 f"{scores[s][1]}; score {sc:+.2f} >= {thr:.2f}. {lev}x, stop {_fmt_price(s, sl)} "
                 f"(-{sl_pct:.2f}%), target {_fmt_price(s, tp)} (+{tp_pct:.2f}%)"
             )
-            items.append(DecisionItem(f"open_{side}", s, qty, lev, text, notional, sl, tp))
+            items.append(DecisionItem(f"open_{side}", s, qty, lev, text, notional, sl, tp, _confidence(sc, 0.6)))
             plans.append(("open", s, side, qty, lev, sl, tp))
             budget_total -= notional / lev
             open_after += 1
@@ -1469,7 +1477,7 @@ class Agent:
                 f"no setup clears the {thr:.2f} bar; strongest is {SPECS[best].base} at "
                 f"{scores[best][0]:+.2f}" + (f"; passed on {', '.join(skipped)}" if skipped else "")
             )
-            items.append(DecisionItem("wait", None, NaN, None, text, NaN, NaN, NaN))
+            items.append(DecisionItem("wait", None, NaN, None, text, NaN, NaN, NaN, _confidence(0.0, 0.5)))
 
         acts = [f"{it.action} {SPECS[it.symbol].base}" if it.symbol else it.action for it in items]
         lines.append("Decision: " + ", ".join(acts) + ".")

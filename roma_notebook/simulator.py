@@ -88,7 +88,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
+from websockets.frames import DATA_OPCODES, CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -138,8 +138,16 @@ class _GuardedConnection(ServerConnection):
     comparison per read once the bucket is empty, not a parse and a pong per frame.
     """
 
-    def __init__(self, *args: Any, on_cut: Callable[["_GuardedConnection", str], None] | None = None, **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        on_cut: Callable[["_GuardedConnection", str], None] | None = None,
+        on_data: Callable[["_GuardedConnection"], None] | None = None,
+        **kw: Any,
+    ):
         super().__init__(*args, **kw)
+        # real-backend dialects: stop reading at the first data frame (see below)
+        self._on_data = on_data
         self._allowance = float(_CLIENT_BURST)
         self._allowance_at = self.loop.time()
         self._cut = False
@@ -160,6 +168,16 @@ class _GuardedConnection(ServerConnection):
         super().data_received(data)
         if self.transport.get_write_buffer_size() > _MAX_UNREAD:
             self._cut_off("does not read")
+
+    def process_event(self, event: Any) -> None:
+        super().process_event(event)
+        if self._on_data is not None and getattr(event, "opcode", None) in DATA_OPCODES:
+            # The real handler never reads; under uvicorn the first data frame a
+            # client sends stops reading for good: its pongs and close frame are
+            # never seen and the keep-alive ping closes it 1011.
+            self.transport.pause_reading()
+            on_data, self._on_data = self._on_data, None
+            on_data(self)
 
     def _cut_off(self, why: str) -> None:
         self._cut = True
@@ -729,7 +747,11 @@ class Simulator:
             compression=self.compression,
             # websockets logs request lines and headers at DEBUG: no tokens there
             logger=RedactingLogger(logging.getLogger("roma_notebook.simulator.websockets"), self._token),
-            create_connection=functools.partial(_GuardedConnection, on_cut=self._on_cut),
+            create_connection=functools.partial(
+                _GuardedConnection,
+                on_cut=self._on_cut,
+                on_data=None if self.dialect == "documented" or self._player is not None else self._on_data,
+            ),
         )
         self._port = server.sockets[0].getsockname()[1]
         if self._world is not None:
@@ -1003,7 +1025,7 @@ class Simulator:
                 async for message in ws:
                     self._on_client_message(c, message)
             else:
-                await self._never_read(ws, c)
+                await ws.wait_closed()  # never read: see _GuardedConnection.process_event
         except ConnectionClosed:
             pass
         finally:
@@ -1019,15 +1041,9 @@ class Simulator:
                 peer, agent_id, ws.close_code, c.sent, time.monotonic() - c.opened,
             )
 
-    async def _never_read(self, ws: ServerConnection, c: _Client) -> None:
-        # The real handler only sends. Under uvicorn the first data frame a client
-        # sends makes the server stop reading that connection: later pongs and
-        # its close frame are never read, and the keep-alive ping closes it 1011.
-        await ws.recv()
+    def _on_data(self, connection: ServerConnection) -> None:
         self._counters["deaf_connections"] += 1
-        log.info("ws %s -> %s sent a data frame: no longer reading it (as the real backend)", c.peer, c.agent_id)
-        ws.transport.pause_reading()
-        await ws.wait_closed()
+        log.info("ws %s sent a data frame: no longer reading it (as the real backend)", _peer(connection))
 
     def _on_cut(self, connection: ServerConnection, why: str) -> None:
         self._counters["flooding_clients_dropped"] += 1

@@ -597,12 +597,15 @@ class Tables:
 
         The real backends never send ``trade_executed``; a position that grew,
         shrank, appeared, vanished or flipped between two updates is a fill of the
-        difference at the newer mark (the older one for a position that is gone).
+        difference at the symbol's newest mark (the older snapshot's for a symbol
+        no longer held).
         Rows have ``source == "derived"``, no order id and status ``estimated``.
         An agent that ever sent a real fill gets none. Caller holds self._lock.
         """
         old = {(p.symbol, p.side): p for p in before}
         new = {(p.symbol, p.side): p for p in after}
+        marks = {p.symbol: p.mark_price for p in before}
+        marks.update((p.symbol, p.mark_price) for p in after)  # the newest mark of each symbol
         for key in sorted(old.keys() | new.keys()):
             a, b = old.get(key), new.get(key)
             qa = a.position_amt if a is not None else 0.0
@@ -616,7 +619,7 @@ class Tables:
             direction = key[1] if grows else ("short" if key[1] == "long" else "long")
             self._put_fill(
                 agent_id, ts, received_ns, seq, None, key[0], direction, abs(change),
-                ref.mark_price, ref.leverage, "estimated", "derived",
+                marks[key[0]], ref.leverage, "estimated", "derived",
             )
 
     def _put_fill(self, agent_id, ts, received_ns, seq, order_id, symbol, side, qty, price, lev, status, source):

@@ -46,6 +46,7 @@ __all__ = [
 
 GREEN = "#1a9850"
 RED = "#d73027"
+AMBER = "#b8860b"
 GREY = "#888"
 # Shared cell style; kept inline because the HTML widget and nbconvert output
 # carry no stylesheet of ours.
@@ -316,7 +317,8 @@ def status_html(info: dict) -> str:
     Args:
         info: keys ``state``, ``running`` (bool/None), ``cycle``, ``age`` (seconds
             or None), ``rate`` (msg/s or None), ``errors``, ``refresh_errors``,
-            ``last_error``, ``paused``, and optionally ``agent``.
+            ``last_error``, ``paused``, and optionally ``agent`` and
+            ``server_error`` (the latest error frame's text).
 
     Example:
         >>> "failed" in status_html({"state": "failed", "last_error": "unknown agent"})
@@ -354,6 +356,14 @@ def status_html(info: dict) -> str:
         text += (
             f'<div style="color:{RED};white-space:pre-wrap;margin-top:2px">'
             f"{_esc(str(err)[:500])}</div>"
+        )
+    serr = info.get("server_error")
+    if serr:
+        # the backend said an iteration failed (exchange or database): the stream
+        # stays up, so this is news, not a state
+        text += (
+            f'<div style="color:{AMBER};white-space:pre-wrap;margin-top:2px">server error: '
+            f"{_esc(str(serr)[:300])}</div>"
         )
     rlast = info.get("last_refresh_error")
     if rlast:

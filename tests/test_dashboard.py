@@ -319,6 +319,17 @@ def test_a_failed_source_shows_its_error(dash):
     wait_until(lambda: "Errno 111" in d.status.value, 2.0, "the reconnect error")
 
 
+def test_a_server_error_frame_shows_in_the_status_strip_and_the_stream_stays_live(dash):
+    src = populated()
+    d = dash(src, fps=8)
+    src.tables.ingest(AGENT, '{"type": "error", "timestamp": 12.5, "message": "Server error for url '
+                             "'https://x.io/v3/balance?user=0xc3c3c3c3c3c3c3c3&signature=0x6c5c6c5c6c5c'\"}")
+    wait_until(lambda: "server error: Server error for url" in d.status.value, 2.0,
+               "the server's error in the status strip")
+    assert "balance?***" in d.status.value and "0xc3c3" not in d.status.value
+    assert "● live" in d.status.value.replace("&nbsp;", " ")
+
+
 def test_refresh_errors_are_caught_counted_and_shown(dash):
     src = populated()
     d = dash(src, fps=8)
