@@ -23,11 +23,14 @@ from .analytics import (
     report,
     round_trips,
 )
+from .audit import audit
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, ProtocolError, RomaError
 from .loading import Recording, load
+from .outcomes import calibration, decision_outcomes
 from .rest import agents
 from .samples import sample_recording
 from .simulator import Simulator
+from .skill import Comparison, compare
 from .stream import AgentStream, StreamGroup, connect
 
 __version__ = "0.1.0"
@@ -59,5 +62,10 @@ __all__ = [
     "hold_rate",
     "decision_fills",
     "pnl_by",
+    "compare",
+    "Comparison",
+    "decision_outcomes",
+    "calibration",
+    "audit",
     "__version__",
 ]

@@ -75,8 +75,38 @@ def _to_time(ns: np.ndarray) -> pd.Series:
     return pd.Series(np.asarray(ns, dtype="int64").view("datetime64[ns]")).dt.tz_localize("UTC").astype(_UTC)
 
 
-def _assign_fills(dec: pd.DataFrame, fills: pd.DataFrame, tol: pd.Timedelta) -> pd.DataFrame:
-    """Per decision row (by position): first fill, count, quantity, VWAP, source."""
+_POSITION_SIGN = {"open_long": 1, "close_long": 1, "open_short": -1, "close_short": -1}
+
+
+def _fill_side_votes(dec: pd.DataFrame, fills: pd.DataFrame, tol: pd.Timedelta) -> dict[str, tuple[int, int]]:
+    """Per agent: closing fills whose ``side`` is the position's side vs the trade direction.
+
+    The library reads a fill's ``side`` as its direction (a close of a long sells), but a
+    source may report the side of the position instead (the bundled simulator does, for
+    closes). Each fill is paired with the latest trading decision of its agent and symbol
+    (as-of, ``tol`` early allowed); when that is a close, its side votes.
+    """
+    if dec.empty or fills.empty:
+        return {}
+    left = pd.DataFrame({"t": _ns(fills["timestamp"]), "agent": fills["agent_id"].astype(object).to_numpy(),
+                         "sym": fills["rn_sym"].astype(object).to_numpy(),
+                         "fdir": fills["rn_dir"].to_numpy("int64")}).sort_values("t", kind="mergesort")
+    right = pd.DataFrame({"t": dec["_t"].to_numpy("int64") - tol.value,
+                          "agent": dec["agent_id"].astype(object).to_numpy(),
+                          "sym": dec["_sym"].astype(object).to_numpy(),
+                          "act": dec["_action"].to_numpy()}).sort_values("t", kind="mergesort")
+    m = pd.merge_asof(left, right, on="t", by=["agent", "sym"], direction="backward")
+    m = m[m["act"].isin(["close_long", "close_short"])]
+    pos = m["fdir"] == m["act"].map(_POSITION_SIGN)
+    out = {}
+    for a, g in pos.groupby(m["agent"], sort=True):
+        out[str(a)] = (int(g.sum()), int((~g).sum()))
+    return out
+
+
+def _assign_fills(dec: pd.DataFrame, fills: pd.DataFrame, tol: pd.Timedelta) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per decision row (by position): first fill, count, quantity, VWAP, source; and the
+    decision row each fill went to (-1: none)."""
     n = len(dec)
     out = {
         "order_id": pd.array([pd.NA] * n, dtype="string"),
@@ -86,8 +116,9 @@ def _assign_fills(dec: pd.DataFrame, fills: pd.DataFrame, tol: pd.Timedelta) -> 
         "n_fills": np.zeros(n, dtype="int64"),
         "fill_source": pd.array([pd.NA] * n, dtype="string"),
     }
+    owner = np.full(len(fills), -1, dtype="int64")
     if n == 0 or fills.empty:
-        return pd.DataFrame(out)
+        return pd.DataFrame(out), owner
     left = pd.DataFrame({
         "t": _ns(fills["timestamp"]),
         "agent": fills["agent_id"].astype(object).to_numpy(),
@@ -108,8 +139,9 @@ def _assign_fills(dec: pd.DataFrame, fills: pd.DataFrame, tol: pd.Timedelta) -> 
     m = pd.merge_asof(left, right, on="t", by=["agent", "sym", "dir"], direction="backward")
     m = m[m["di"].notna()]
     if m.empty:
-        return pd.DataFrame(out)
+        return pd.DataFrame(out), owner
     m = m.assign(di=m["di"].astype("int64"))
+    owner[m["fi"].to_numpy()] = m["di"].to_numpy()
     f_t = _ns(fills["timestamp"])
     qty = fills["quantity"].to_numpy("float64")
     px = fills["price"].to_numpy("float64")
@@ -126,7 +158,7 @@ def _assign_fills(dec: pd.DataFrame, fills: pd.DataFrame, tol: pd.Timedelta) -> 
         out["fill_price"][di] = float((q * px[fi]).sum() / q.sum())
         out["n_fills"][di] = len(fi)
         out["fill_source"][di] = src[first]
-    return pd.DataFrame(out)
+    return pd.DataFrame(out), owner
 
 
 def _round_trip_match(dec: pd.DataFrame, ref: np.ndarray, rt: pd.DataFrame, tol: pd.Timedelta) -> pd.DataFrame:
@@ -250,6 +282,13 @@ def decision_outcomes(
     if len({lab for lab, _ in hs}) != len(hs):
         raise ValueError(f"horizons must be distinct, got {list(horizons)!r}")
     tables = _as_tables(source, "decisions", "trades", "closed_trades", "position_history")
+    return _outcomes(tables, hs, tol, stale)[0]
+
+
+def _outcomes(tables: dict[str, pd.DataFrame], hs: list, tol: pd.Timedelta, stale: pd.Timedelta
+              ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`decision_outcomes` on normalised tables, plus what the audit needs:
+    ``fills`` (valid fills), ``owner`` (decision row of each fill, -1 none), ``votes``."""
     dec = tables["decisions"].reset_index(drop=True)
     act = _actions(dec)
     dec = dec.assign(_action=act.astype(object).to_numpy(),
@@ -260,13 +299,30 @@ def decision_outcomes(
 
     fills = _valid_fills(tables["trades"])
     tdec = dec[trading].assign(_dir=direction[trading].astype("int64"))
-    got = _assign_fills(tdec, fills, tol)
+    # Agents whose closing fills carry the position's side are matched on that side.
+    votes = _fill_side_votes(tdec, fills, tol)
+    by_position = {a for a, (n_pos, n_dir) in votes.items() if n_pos > n_dir}
+    if by_position:
+        pos_sign = tdec["_action"].map(_POSITION_SIGN).astype("int64")
+        tdec = tdec.assign(_dir=tdec["_dir"].where(~tdec["agent_id"].isin(by_position), pos_sign))
+    got, owner = _assign_fills(tdec, fills, tol)
     rows = np.flatnonzero(trading)
+    trades = tables["trades"]
+    if by_position:
+        # Round trips need directions: a close's fill sells a long and buys back a short.
+        acts = tdec["_action"].to_numpy()
+        fix = np.flatnonzero((owner >= 0) & fills["agent_id"].isin(by_position).to_numpy())
+        fix = fix[np.char.startswith(acts[owner[fix]].astype(str), "close_")]
+        side = trades["side"].astype(object).to_numpy().copy()
+        loc = trades.index.get_indexer(fills.index[fix])
+        side[loc] = np.where(acts[owner[fix]] == "close_long", "short", "long")
+        trades = trades.assign(side=pd.array(side, dtype="string"))
     n = len(dec)
     fill_time = np.full(n, _NAT, dtype="int64")
     fill_time[rows] = got["fill_time"].to_numpy()
     ref = np.where(fill_time != _NAT, fill_time, dec["_t"].to_numpy("int64"))[rows]
-    rt = _round_trip_match(tdec.reset_index(drop=True), ref, _trades_for_stats(tables), tol)
+    rt_all = _trades_for_stats({"trades": trades, "closed_trades": tables["closed_trades"]})
+    rt = _round_trip_match(tdec.reset_index(drop=True), ref, rt_all, tol)
 
     out = dec.drop(columns=["_action", "_sym", "_t"])
     out["direction"] = direction
@@ -302,7 +358,8 @@ def decision_outcomes(
             move = (p1 / p0 - 1.0) * 100.0
         out[f"move_{lab}"] = move
         out[f"edge_{lab}"] = move * direction
-    return out
+    owner_rows = np.where(owner >= 0, rows[np.maximum(owner, 0)] if len(rows) else -1, -1)
+    return out, {"fills": fills, "owner": owner_rows, "votes": votes}
 
 
 def calibration(
