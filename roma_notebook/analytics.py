@@ -1068,10 +1068,15 @@ class Report:
 
     Attributes:
         title: Heading of the report.
-        tables: ``metrics``, ``action_mix`` (long form), ``hold_rate`` and
-            ``pnl_by_symbol`` DataFrames.
+        tables: ``metrics`` (with Sharpe/Sortino intervals and ``n_periods``),
+            ``action_mix`` (long form), ``hold_rate``, ``pnl_by_symbol``, ``skill``
+            (Sharpe per agent with its interval), ``skill_pairs`` (every pair's difference
+            and verdict, see :func:`roma_notebook.compare`) and ``audit`` (figures of the
+            source that do not add up, see :func:`roma_notebook.audit`) DataFrames.
         figures: ``equity`` and ``drawdown`` as ``plotly.graph_objects.Figure`` (not
             widgets), so they render under nbconvert and can be shown one by one.
+        comparison: The :class:`~roma_notebook.skill.Comparison` behind ``skill``
+            (``report.comparison.figure`` is its forest plot), or None.
         include_plotlyjs: How ``_repr_html_`` embeds plotly.js (see :func:`report`).
 
     Example:
@@ -1081,7 +1086,9 @@ class Report:
     """
 
     def __init__(self, tables: dict[str, pd.DataFrame], figures: dict[str, Any], *,
-                 title: str = "ROMA-01 agents report", include_plotlyjs: bool | str = False):
+                 title: str = "ROMA-01 agents report", include_plotlyjs: bool | str = False,
+                 comparison: Any = None):
+        self.comparison = comparison
         self.tables = tables
         self.figures = figures
         self.title = title
@@ -1118,8 +1125,18 @@ class Report:
         mix = t["action_mix"]
         mix_wide = (mix.pivot(index="agent_id", columns="action", values="count")
                     .fillna(0).astype("int64") if len(mix) else mix)
+        skill = []
+        if "skill" in t:
+            skill = [
+                "<h4>Skill or luck: Sharpe with 95 % intervals</h4>", _html_table(t["skill"]),
+                "<h4>Pairs (paired block bootstrap)</h4>", _html_table(t["skill_pairs"], index=False),
+                "<h4>Audit: figures that do not add up</h4>",
+                _html_table(t["audit"], index=False) if len(t["audit"])
+                else "<p><em>nothing found</em></p>",
+            ]
         return "\n".join([
             '<div class="roma-report">',
+            *skill,
             "<h4>Action mix (decision items)</h4>", _html_table(mix_wide),
             "<h4>Hold rate</h4>", _html_table(t["hold_rate"]),
             "<h4>Realised P&amp;L by symbol</h4>", _html_table(t["pnl_by_symbol"], index=False),
@@ -1172,7 +1189,8 @@ class Report:
         head = f"{self.title}: {len(m)} agent(s)"
         if m.empty:
             return head + " (no data)"
-        cols = ["end_balance", "return_pct", "max_drawdown_pct", "sharpe", "n_trades", "win_rate"]
+        cols = ["end_balance", "return_pct", "max_drawdown_pct", "sharpe", "sharpe_low",
+                "sharpe_high", "n_periods", "n_trades", "win_rate"]
         return head + "\n" + m[cols].to_string()
 
 
@@ -1185,7 +1203,9 @@ def report(
     max_points: int = 2000,
     title: str = "ROMA-01 agents report",
 ) -> Report:
-    """Everything at once: metrics, equity and drawdown charts, decision and P&L tables.
+    """Everything at once: metrics, equity and drawdown charts, decision and P&L tables,
+    Sharpe intervals and pairwise verdicts (:func:`roma_notebook.compare`) and the audit
+    of the source's figures (:func:`roma_notebook.audit`).
 
     The result displays as static HTML (``_repr_html_``), so it survives nbconvert and
     saved notebooks; charts are plain plotly ``Figure`` objects in ``.figures`` and tables
@@ -1211,12 +1231,20 @@ def report(
         >>> r = report(rec)                    # doctest: +SKIP
         >>> r.tables["metrics"].sharpe         # doctest: +SKIP
     """
-    tables = _as_tables(x, "account", "trades", "closed_trades", "decisions")
+    from .audit import audit  # lazy: these modules build on this one
+    from .skill import compare
+
+    tables = _as_tables(x, "account", "trades", "closed_trades", "decisions", "cycles",
+                        "position_history", "performance")
+    comp = compare(tables, "sharpe", period=period)
     out = {
         "metrics": metrics(tables, period=period, lookback=lookback),
         "action_mix": action_mix(tables),
         "hold_rate": hold_rate(tables),
         "pnl_by_symbol": pnl_by(tables, by="symbol"),
+        "skill": comp.agents,
+        "skill_pairs": comp.pairs,
+        "audit": audit(tables, lookback=lookback or 20),
     }
     figs = _figures(_equity(tables["account"]), max_points)
-    return Report(out, figs, title=title, include_plotlyjs=include_plotlyjs)
+    return Report(out, figs, title=title, include_plotlyjs=include_plotlyjs, comparison=comp)

@@ -554,7 +554,11 @@ def test_report_html_contains_metrics_and_figures(tmp_path):
         assert type(fig) is go.Figure
         assert [t.name for t in fig.data] == ["deepseek-chat-v3.1", "qwen3-max"]
     assert list(r.figures["drawdown"].data[0].y) == pytest.approx([0.0, 0.0, -25.0])
-    assert set(r.tables) == {"metrics", "action_mix", "hold_rate", "pnl_by_symbol"}
+    assert set(r.tables) == {"metrics", "action_mix", "hold_rate", "pnl_by_symbol",
+                             "skill", "skill_pairs", "audit"}
+    assert "Skill or luck" in html and "Audit" in html
+    # best Sharpe first; qwen3-max has one return, no Sharpe, and comes last
+    assert list(r.tables["skill"].index) == ["deepseek-chat-v3.1", "qwen3-max"]
     pd.testing.assert_frame_equal(r.metrics, A.metrics(tables))
     assert "deepseek-chat-v3.1" in repr(r)
     page = r.to_html(str(tmp_path / "r.html"))

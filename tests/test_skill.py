@@ -310,11 +310,21 @@ def test_audit_of_a_consistent_dict_is_empty():
 
 def test_clean_simulator_session_audits_clean():
     # error_rate=0: no failed cycles, so no cycle-number gaps
+    from roma_notebook.dashboard import GroupDashboard
+
     with rn.Simulator(("a1", "a2"), seed=3, speed=3000, error_rate=0.0) as sim:
         with rn.connect(["a1", "a2"], url=sim.url) as group:
             group.wait_for("decision", count=30, timeout=60)
             tables = {n: getattr(group, n) for n in ("account", "trades", "closed_trades", "decisions",
                                                      "cycles", "position_history", "performance")}
+            gd = GroupDashboard(group, fps=2)
+            try:
+                # the leaderboard carries the Sharpe interval and the skill-or-luck verdict
+                lb = gd.leaderboard.value
+                assert "sharpe_low" in lb and "n_periods" in lb and "vs_best_sharpe" in lb
+                assert gd.refresh_errors == 0
+            finally:
+                gd.close()
     found = rn.audit(tables)
     # Known and reported: the simulator's closing fills carry the position's side while
     # round_trips() reads side as the direction. Everything else must add up.
