@@ -38,9 +38,9 @@ Example:
     >>> import roma_notebook as rn
     >>> rec = rn.load(rn.sample_recording(), progress=False)
     >>> c = rn.compare(rec, "sharpe", period="5min", n_boot=500)
-    >>> list(c.agents.columns[:3])
+    >>> list(c.agents.columns[1:4])
     ['estimate', 'low', 'high']
-    >>> c.pairs["verdict"].isin(["not distinguishable"]).any()
+    >>> bool((c.pairs["verdict"] == "not distinguishable").any())
     True
 """
 from __future__ import annotations
