@@ -23,12 +23,15 @@ from .analytics import (
     report,
     round_trips,
 )
+from .audit import audit
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, ProtocolError, RomaError
 from .loading import Recording, load
+from .outcomes import calibration, decision_outcomes
 from .rest import agent_analytics, agents, insights
 from .roma_store import StoreError, StoreLocked
 from .samples import sample_recording
 from .simulator import Simulator
+from .skill import Comparison, compare
 from .stream import AgentStream, StreamGroup, connect
 
 __version__ = "0.1.0"
@@ -64,5 +67,10 @@ __all__ = [
     "hold_rate",
     "decision_fills",
     "pnl_by",
+    "compare",
+    "Comparison",
+    "decision_outcomes",
+    "calibration",
+    "audit",
     "__version__",
 ]

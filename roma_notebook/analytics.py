@@ -63,6 +63,7 @@ _SCHEMAS: dict[str, dict[str, str]] = {
         "available_balance": "float64",
         "unrealized_pnl": "float64",
         "used_percentage": "float64",
+        "adjusted_balance": "float64",
     },
     "trades": {
         "order_id": "string",
@@ -95,8 +96,32 @@ _SCHEMAS: dict[str, dict[str, str]] = {
         "position_size_usd": "float64",
         "stop_loss": "float64",
         "take_profit": "float64",
+        "confidence": "float64",
+        "close_quantity_pct": "float64",
     },
     "cycles": {"cycle": "Int64", "ai_reasoning": "string", "n_decisions": "Int64"},
+    "position_history": {
+        "symbol": "string",
+        "side": "string",
+        "position_amt": "float64",
+        "entry_price": "float64",
+        "mark_price": "float64",
+        "unrealized_profit": "float64",
+        "leverage": "Int64",
+    },
+    "performance": {
+        "total_trades": "Int64",
+        "wins": "Int64",
+        "losses": "Int64",
+        "win_rate": "float64",
+        "avg_profit": "float64",
+        "avg_loss": "float64",
+        "profit_factor": "float64",
+        "sharpe_ratio": "float64",
+        "max_drawdown": "float64",
+        "total_pnl": "float64",
+    },
+    "status": {"cycle_count": "Int64"},
 }
 _TABLE_NAMES = ("account", "trades", "closed_trades", "decisions", "cycles", "positions", "performance")
 
@@ -377,39 +402,100 @@ def drawdown(x: Any) -> pd.DataFrame:
     return equity(x)[["timestamp", "agent_id", "drawdown", "drawdown_pct"]]
 
 
-def _period_returns(times: pd.Series, values: np.ndarray, period: pd.Timedelta) -> np.ndarray:
-    """Simple returns of the equity curve sampled every ``period`` from its first point.
+def _sampling_period(times: pd.Series, period: pd.Timedelta) -> pd.Timedelta:
+    """The period the curve is really sampled at: ``period``, or coarser if updates are.
 
-    Sampling instants are ``t0, t0 + P, ..., t0 + K*P`` with ``K = ceil(span / P)``; the
-    value at an instant is the last observation at or before it (the account value holds
-    between updates). So irregular update times neither create nor hide returns.
+    When the median gap between account updates is longer than ``period`` (say a log
+    folder with one equity point every 3 hours), sampling hourly would repeat held values
+    and count flat "returns" that were never observed, inflating the number of periods
+    behind a ratio. The period is then the smallest whole multiple of ``period`` that
+    covers the median gap.
+    """
+    t = _ns(times)
+    if len(t) < 3:
+        return period
+    gap = float(np.median(np.diff(t)))
+    if gap <= period.value:
+        return period
+    return period * int(math.ceil(gap / period.value))
+
+
+def _period_label(per: pd.Timedelta) -> str:
+    """``2h``, ``15min``, ``1D``: the compact pandas alias of a duration."""
+    try:
+        return pd.tseries.frequencies.to_offset(per).freqstr
+    except (ValueError, TypeError):
+        return str(per)
+
+
+def _period_grid(times: pd.Series, values: np.ndarray, period: pd.Timedelta,
+                 start: int | None = None, end: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The curve sampled every ``period``: grid times (ns) and values (NaN where unknown).
+
+    Sampling instants are ``t0, t0 + P, ..., t0 + K*P`` with ``t0 = start`` (default the
+    first observation) and ``K = ceil((end - t0) / P)`` (``end`` default the last
+    observation); the value at an instant is the last observation at or before it (the
+    account value holds between updates), NaN before the first observation and after
+    the cell holding the last one (a curve that stopped is not flat).
     """
     t = _ns(times)
     p = period.value
-    if len(t) < 2 or t[-1] == t[0]:
-        return np.empty(0)
-    k = int(math.ceil((t[-1] - t[0]) / p))
-    grid = t[0] + np.arange(k + 1, dtype="int64") * p
+    if len(t) == 0:
+        return np.empty(0, dtype="int64"), np.empty(0)
+    t0 = int(t[0]) if start is None else int(start)
+    t1 = int(t[-1]) if end is None else int(end)
+    if t1 <= t0:
+        return np.array([t0], dtype="int64"), values[-1:].astype("float64")
+    k = int(math.ceil((t1 - t0) / p))
+    grid = t0 + np.arange(k + 1, dtype="int64") * p
     idx = np.searchsorted(t, grid, side="right") - 1
-    v = values[idx]
+    v = values[np.maximum(idx, 0)].astype("float64")
+    v[(idx < 0) | (grid - p >= t[-1])] = np.nan
+    return grid, v
+
+
+def _grid_returns(v: np.ndarray) -> np.ndarray:
+    """Simple returns between consecutive grid values; NaN where either is unknown."""
     with np.errstate(divide="ignore", invalid="ignore"):
         r = v[1:] / v[:-1] - 1.0
-    return r[np.isfinite(r) & (v[:-1] > 0)]
+    r[~np.isfinite(r) | ~(v[:-1] > 0)] = np.nan
+    return r
 
 
-def _sharpe_sortino(r: np.ndarray, ppy: float) -> tuple[float, float]:
-    if len(r) < 2:
-        return math.nan, math.nan
-    mean = float(r.mean())
-    sd = float(r.std(ddof=1))
+def _period_returns(times: pd.Series, values: np.ndarray, period: pd.Timedelta) -> np.ndarray:
+    """Simple returns of the equity curve sampled every ``period`` from its first point.
+
+    See :func:`_period_grid`: irregular update times neither create nor hide returns.
+    """
+    if len(times) < 2:
+        return np.empty(0)
+    r = _grid_returns(_period_grid(times, values, period)[1])
+    return r[np.isfinite(r)]
+
+
+def _sharpe_sortino_rows(r: np.ndarray, ppy: float) -> tuple[np.ndarray, np.ndarray]:
+    """Annualised Sharpe and Sortino of each row of ``r`` (NaN entries are skipped).
+
+    The one place these formulas live: :func:`metrics` applies it to one series, the
+    bootstrap of :mod:`roma_notebook.skill` to thousands of resampled rows at once.
+    ``sharpe = mean / std(ddof=1) * sqrt(ppy)``; ``sortino = mean / sqrt(mean(min(r,
+    0)**2)) * sqrt(ppy)`` (downside deviation with a 0 target over all periods). NaN with
+    fewer than 2 returns or zero volatility; Sortino is inf with no losing period and a
+    positive mean.
+    """
+    r = np.atleast_2d(np.asarray(r, dtype="float64"))
+    ok = np.isfinite(r)
+    n = ok.sum(axis=1)
+    x = np.where(ok, r, 0.0)
     scale = math.sqrt(ppy)
-    sharpe = mean / sd * scale if sd > 0 else math.nan
-    # Downside deviation with a 0 target, over all periods (not only the losing ones).
-    down = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-    if down > 0:
-        sortino = mean / down * scale
-    else:
-        sortino = math.inf if mean > 0 else math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = x.sum(axis=1) / n
+        dev = np.where(ok, r - mean[:, None], 0.0)
+        sd = np.sqrt((dev * dev).sum(axis=1) / (n - 1))
+        sharpe = np.where((n >= 2) & (sd > 0), mean / sd * scale, np.nan)
+        down = np.sqrt((np.minimum(x, 0.0) ** 2).sum(axis=1) / n)
+        sortino = np.where(down > 0, mean / down * scale, np.where(mean > 0, np.inf, np.nan))
+    sortino = np.where(n >= 2, sortino, np.nan)
     return sharpe, sortino
 
 
@@ -553,11 +639,14 @@ _METRIC_DTYPES = {
     "start": _UTC, "end": _UTC, "start_balance": "float64", "end_balance": "float64",
     "return_pct": "float64", "total_pnl": "float64", "max_drawdown": "float64",
     "max_drawdown_pct": "float64", "period": "string", "sharpe": "float64",
-    "sortino": "float64", "n_trades": "int64", "realized_pnl": "float64",
+    "sortino": "float64", "n_periods": "int64", "sharpe_low": "float64",
+    "sharpe_high": "float64", "sortino_low": "float64", "sortino_high": "float64",
+    "n_trades": "int64", "realized_pnl": "float64",
     "win_rate": "float64", "profit_factor": "float64", "avg_win": "float64",
     "avg_loss": "float64", "largest_win": "float64", "largest_loss": "float64",
     "current_streak": "int64",
     **{f"roma_{k}": v for k, v in _ROMA_DTYPES.items()},
+    "note": "string",
 }
 
 
@@ -567,6 +656,10 @@ def metrics(
     periods_per_year: float | None = None,
     period: str | pd.Timedelta = "1h",
     lookback: int | None = 20,
+    min_periods: int | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Performance metrics, one row per agent.
 
@@ -578,13 +671,23 @@ def metrics(
     come from different troughs).
 
     ``sharpe``/``sortino``: the equity curve is sampled every ``period`` (hourly by
-    default, named in the ``period`` column) from its first point, taking the last value
-    at or before each instant; on the simple returns ``r`` of those samples,
+    default) from its first point, taking the last value at or before each instant; when
+    the agent's median gap between updates is longer, the period is coarsened to the
+    smallest multiple of ``period`` covering it, so held values are not counted as
+    observed flat returns (the ``period`` column names the period used). On the simple
+    returns ``r`` of those samples,
     ``sharpe = mean(r) / std(r, ddof=1) * sqrt(periods_per_year)`` and
     ``sortino = mean(r) / sqrt(mean(min(r, 0)**2)) * sqrt(periods_per_year)``, risk-free
-    rate 0. ``periods_per_year`` defaults to 365 days / ``period`` (8760 = 24*365 for
-    hourly; crypto trades all year). NaN with fewer than 2 returns or zero volatility;
-    ``sortino`` is inf when no period lost money and the mean is positive.
+    rate 0. ``periods_per_year`` defaults to 365 days / the period used (8760 = 24*365
+    for hourly; crypto trades all year). ``n_periods`` is the number of returns behind
+    the ratios, and ``sharpe_low``/``sharpe_high``, ``sortino_low``/``sortino_high`` their
+    ``level`` interval from a circular block bootstrap (see
+    :func:`roma_notebook.skill.ratio_intervals`; deterministic for ``seed``). With
+    fewer than ``min_periods`` returns (default
+    :data:`roma_notebook.skill.MIN_PERIODS` = 30: ten hours of hourly returns say
+    next to nothing about a year) the ratios and their intervals are NaN and ``note``
+    says why; NaN with zero volatility; ``sortino`` is inf when no period lost money
+    and the mean is positive.
 
     Trade columns, from ``closed_trades`` (or, for an agent with no closed trades, from
     :func:`round_trips` of its fills), ordered by close time: ``n_trades``,
@@ -602,10 +705,15 @@ def metrics(
         periods_per_year: Annualisation factor; default from ``period``.
         period: Sampling period of the equity curve for Sharpe/Sortino.
         lookback: Trades used for the ``roma_*`` columns (ROMA-01 default 20); None = all.
+        min_periods: Fewest returns behind a ratio (default
+            :data:`~roma_notebook.skill.MIN_PERIODS`).
+        n_boot: Bootstrap resamples for the ratio intervals.
+        level: Confidence level of the intervals.
+        seed: Seed of the bootstrap.
 
     Returns:
         DataFrame indexed by ``agent_id`` (sorted); empty with all columns if there is no
-        data.
+        data. ``note`` is empty when every figure could be computed.
 
     Example:
         >>> m = metrics(rec)                                          # doctest: +SKIP
@@ -615,10 +723,12 @@ def metrics(
     per = pd.Timedelta(period)
     if pd.isna(per) or per <= pd.Timedelta(0):
         raise ValueError(f"period must be a positive duration, got {period!r}")
-    ppy = float(periods_per_year) if periods_per_year is not None else pd.Timedelta(days=365) / per
-    if not ppy > 0:
+    if periods_per_year is not None and not float(periods_per_year) > 0:
         raise ValueError(f"periods_per_year must be positive, got {periods_per_year!r}")
-    period_label = period if isinstance(period, str) else str(per)
+    from .skill import MIN_PERIODS, ratio_intervals  # lazy: skill imports this module
+
+    min_periods = MIN_PERIODS if min_periods is None else int(min_periods)
+    period_label = period if isinstance(period, str) else _period_label(per)
 
     tables = _as_tables(x, "account", "trades", "closed_trades", "decisions")
     eq = _equity(tables["account"])
@@ -636,8 +746,16 @@ def metrics(
         if e is not None and len(e):
             v = e["equity"].to_numpy(dtype="float64")
             s0, s1 = v[0], v[-1]
-            r = _period_returns(e["timestamp"], v, per)
-            sharpe, sortino = _sharpe_sortino(r, ppy)
+            used = _sampling_period(e["timestamp"], per)
+            if used != per:
+                row["period"] = _period_label(used)
+            # periods_per_year is per `period`; a coarser grid has proportionally fewer
+            ppy = (float(periods_per_year) * (per / used) if periods_per_year is not None
+                   else pd.Timedelta(days=365) / used)
+            r = _period_returns(e["timestamp"], v, used)
+            ratios = ratio_intervals(r, ppy, n_boot=n_boot, seed=seed, level=level,
+                                     min_periods=min_periods)
+            row.update(ratios)
             row.update(
                 start=e["timestamp"].iloc[0], end=e["timestamp"].iloc[-1],
                 start_balance=s0, end_balance=s1,
@@ -645,10 +763,9 @@ def metrics(
                 total_pnl=s1 - s0,
                 max_drawdown=float(e["drawdown"].max()),
                 max_drawdown_pct=float(e["drawdown_pct"].max()),
-                sharpe=sharpe, sortino=sortino,
             )
         else:
-            row.update(start=pd.NaT, end=pd.NaT)
+            row.update(start=pd.NaT, end=pd.NaT, n_periods=0, note="no account data")
         t = tr_g.get(agent)
         pnl = t["pnl_usdt"].to_numpy(dtype="float64") if t is not None else np.empty(0)
         row.update(_trade_stats(pnl))
@@ -951,10 +1068,15 @@ class Report:
 
     Attributes:
         title: Heading of the report.
-        tables: ``metrics``, ``action_mix`` (long form), ``hold_rate`` and
-            ``pnl_by_symbol`` DataFrames.
+        tables: ``metrics`` (with Sharpe/Sortino intervals and ``n_periods``),
+            ``action_mix`` (long form), ``hold_rate``, ``pnl_by_symbol``, ``skill``
+            (Sharpe per agent with its interval), ``skill_pairs`` (every pair's difference
+            and verdict, see :func:`roma_notebook.compare`) and ``audit`` (figures of the
+            source that do not add up, see :func:`roma_notebook.audit`) DataFrames.
         figures: ``equity`` and ``drawdown`` as ``plotly.graph_objects.Figure`` (not
             widgets), so they render under nbconvert and can be shown one by one.
+        comparison: The :class:`~roma_notebook.skill.Comparison` behind ``skill``
+            (``report.comparison.figure`` is its forest plot), or None.
         include_plotlyjs: How ``_repr_html_`` embeds plotly.js (see :func:`report`).
 
     Example:
@@ -964,7 +1086,9 @@ class Report:
     """
 
     def __init__(self, tables: dict[str, pd.DataFrame], figures: dict[str, Any], *,
-                 title: str = "ROMA-01 agents report", include_plotlyjs: bool | str = False):
+                 title: str = "ROMA-01 agents report", include_plotlyjs: bool | str = False,
+                 comparison: Any = None):
+        self.comparison = comparison
         self.tables = tables
         self.figures = figures
         self.title = title
@@ -1001,8 +1125,18 @@ class Report:
         mix = t["action_mix"]
         mix_wide = (mix.pivot(index="agent_id", columns="action", values="count")
                     .fillna(0).astype("int64") if len(mix) else mix)
+        skill = []
+        if "skill" in t:
+            skill = [
+                "<h4>Skill or luck: Sharpe with 95 % intervals</h4>", _html_table(t["skill"]),
+                "<h4>Pairs (paired block bootstrap)</h4>", _html_table(t["skill_pairs"], index=False),
+                "<h4>Audit: figures that do not add up</h4>",
+                _html_table(t["audit"], index=False) if len(t["audit"])
+                else "<p><em>nothing found</em></p>",
+            ]
         return "\n".join([
             '<div class="roma-report">',
+            *skill,
             "<h4>Action mix (decision items)</h4>", _html_table(mix_wide),
             "<h4>Hold rate</h4>", _html_table(t["hold_rate"]),
             "<h4>Realised P&amp;L by symbol</h4>", _html_table(t["pnl_by_symbol"], index=False),
@@ -1055,7 +1189,8 @@ class Report:
         head = f"{self.title}: {len(m)} agent(s)"
         if m.empty:
             return head + " (no data)"
-        cols = ["end_balance", "return_pct", "max_drawdown_pct", "sharpe", "n_trades", "win_rate"]
+        cols = ["end_balance", "return_pct", "max_drawdown_pct", "sharpe", "sharpe_low",
+                "sharpe_high", "n_periods", "n_trades", "win_rate"]
         return head + "\n" + m[cols].to_string()
 
 
@@ -1068,7 +1203,9 @@ def report(
     max_points: int = 2000,
     title: str = "ROMA-01 agents report",
 ) -> Report:
-    """Everything at once: metrics, equity and drawdown charts, decision and P&L tables.
+    """Everything at once: metrics, equity and drawdown charts, decision and P&L tables,
+    Sharpe intervals and pairwise verdicts (:func:`roma_notebook.compare`) and the audit
+    of the source's figures (:func:`roma_notebook.audit`).
 
     The result displays as static HTML (``_repr_html_``), so it survives nbconvert and
     saved notebooks; charts are plain plotly ``Figure`` objects in ``.figures`` and tables
@@ -1094,12 +1231,20 @@ def report(
         >>> r = report(rec)                    # doctest: +SKIP
         >>> r.tables["metrics"].sharpe         # doctest: +SKIP
     """
-    tables = _as_tables(x, "account", "trades", "closed_trades", "decisions")
+    from .audit import audit  # lazy: these modules build on this one
+    from .skill import compare
+
+    tables = _as_tables(x, "account", "trades", "closed_trades", "decisions", "cycles",
+                        "position_history", "performance")
+    comp = compare(tables, "sharpe", period=period)
     out = {
         "metrics": metrics(tables, period=period, lookback=lookback),
         "action_mix": action_mix(tables),
         "hold_rate": hold_rate(tables),
         "pnl_by_symbol": pnl_by(tables, by="symbol"),
+        "skill": comp.agents,
+        "skill_pairs": comp.pairs,
+        "audit": audit(tables, lookback=lookback or 20),
     }
     figs = _figures(_equity(tables["account"]), max_points)
-    return Report(out, figs, title=title, include_plotlyjs=include_plotlyjs)
+    return Report(out, figs, title=title, include_plotlyjs=include_plotlyjs, comparison=comp)

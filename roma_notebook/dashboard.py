@@ -984,13 +984,52 @@ class GroupDashboard(_ViewBase):
     def _leaderboard(self, streams: dict[str, Any]) -> pd.DataFrame:
         fn = getattr(self.group, "leaderboard", None)
         if callable(fn):
-            return fn()
-        # a bare group without leaderboard(): the latest balance is still telling
-        rows = {a: {"total_balance": (s.balance[-1] if len(s) else np.nan)}
-                for a, s in self._series.items()}
-        df = pd.DataFrame.from_dict(rows, orient="index")
-        df.index.name = "agent_id"
-        return df
+            df = fn()
+        else:
+            # a bare group without leaderboard(): the latest balance is still telling
+            rows = {a: {"total_balance": (s.balance[-1] if len(s) else np.nan)}
+                    for a, s in self._series.items()}
+            df = pd.DataFrame.from_dict(rows, orient="index")
+            df.index.name = "agent_id"
+        return self._with_skill(df, streams)
+
+    # A bootstrap per refresh would cost more than the whole view: the Sharpe intervals
+    # are recomputed at most this often, and only when an account table changed.
+    SKILL_EVERY = 10.0
+
+    def _with_skill(self, df: pd.DataFrame, streams: dict[str, Any]) -> pd.DataFrame:
+        """The leaderboard plus Sharpe, its 95 % interval, the returns behind it and
+        whether the best agent's lead over each agent is skill or luck
+        (:func:`roma_notebook.compare`, paired block bootstrap)."""
+        if df is None or not len(df):
+            return df
+        key = tuple(s.tables.table_version("account") for s in streams.values())
+        cache = getattr(self, "_skill_cache", None)
+        now = time.monotonic()
+        if cache is None or (cache[0] != key and now - cache[1] >= self.SKILL_EVERY):
+            try:
+                from .skill import compare  # lazy: only dashboards that show agents need it
+
+                acc = [s.tables.frame("account") for s in streams.values()]
+                comp = compare({"account": pd.concat(acc, ignore_index=True) if acc else None},
+                               "sharpe", n_boot=500)
+                ag = comp.agents
+                best = ag.index[0] if len(ag) else None
+                vs = {r.b: r.verdict for r in comp.pairs.itertuples() if r.a == best}
+                cols = pd.DataFrame({
+                    "sharpe": ag["estimate"], "sharpe_low": ag["low"], "sharpe_high": ag["high"],
+                    "n_periods": ag["n_obs"],
+                    "vs_best_sharpe": pd.Series({a: vs.get(a, "—" if a == best else "not distinguishable")
+                                                 for a in ag.index}, dtype="string"),
+                })
+            except Exception as exc:  # noqa: BLE001 - a leaderboard without intervals beats none
+                self._note_error(exc)
+                cols = None
+            self._skill_cache = cache = (key, now, cols)
+        cols = cache[2]
+        if cols is None or cols.empty:
+            return df
+        return df.join(cols, how="left")
 
     def _status(self, streams: dict[str, Any] | None = None) -> dict:
         streams = self._streams() if streams is None else streams

@@ -585,8 +585,9 @@ class Simulator:
         sent) to every client of ``agent_id``, oldest first.
 
         Documented dialect: the broadcast stream a client receives after its
-        first three frames, malformed frames included. ``roma-backend``: every
-        snapshot sent to any client. Per-connection frames (the first three,
+        first three frames, malformed frames included. ``roma-backend`` and
+        ``roma-current``: every snapshot (``update``, ``keepalive``, ``error``)
+        sent to any client. Per-connection frames (the first three,
         firehose, pongs) are not recorded. At most ``history`` are kept.
         Replay: every recorded frame played so far (not the catch-up frames a
         newly connected client gets first).

@@ -241,15 +241,17 @@ def test_sharpe_sortino_hourly_hand_computation():
     k = math.sqrt(24 * 365)
     sharpe = r.mean() / r.std(ddof=1) * k
     sortino = r.mean() / math.sqrt(np.mean(np.minimum(r, 0) ** 2)) * k
-    m = A.metrics({"account": account(v, [60 * i for i in range(6)])}).loc["a"]
+    # min_periods=2: the formulas, not the small-sample guard (tests/test_skill.py)
+    m = A.metrics({"account": account(v, [60 * i for i in range(6)])}, min_periods=2).loc["a"]
     assert m.sharpe == pytest.approx(sharpe)
     assert m.sortino == pytest.approx(sortino)
+    assert m.n_periods == 5
     daily = A.metrics({"account": account(v, [60 * 24 * i for i in range(6)])},
-                      period="1D").loc["a"]
+                      period="1D", min_periods=2).loc["a"]
     assert daily.period == "1D"
     assert daily.sharpe == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(365))
     custom = A.metrics({"account": account(v, [60 * i for i in range(6)])},
-                       periods_per_year=252).loc["a"]
+                       periods_per_year=252, min_periods=2).loc["a"]
     assert custom.sharpe == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(252))
 
 
@@ -259,7 +261,7 @@ def test_sharpe_samples_irregular_updates_on_a_regular_grid():
     acc = account([100.0, 110.0, 103.0, 99.0], [0, 20, 60, 165])
     v = np.array([100.0, 103.0, 103.0, 99.0])
     r = v[1:] / v[:-1] - 1
-    m = A.metrics({"account": acc}).loc["a"]
+    m = A.metrics({"account": acc}, min_periods=2).loc["a"]
     assert m.sharpe == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(8760))
     assert m.sortino == pytest.approx(r.mean() / math.sqrt(np.mean(np.minimum(r, 0) ** 2))
                                       * math.sqrt(8760))
@@ -269,7 +271,8 @@ def test_sharpe_nan_with_too_few_points_and_sortino_inf_without_losses():
     one = A.metrics({"account": account([100.0], [0])}).loc["a"]
     assert math.isnan(one.sharpe) and math.isnan(one.sortino)
     assert one.max_drawdown == 0.0 and one.return_pct == 0.0
-    up = A.metrics({"account": account([100.0, 101.0, 103.0], [0, 60, 120])}).loc["a"]
+    up = A.metrics({"account": account([100.0, 101.0, 103.0], [0, 60, 120])},
+                   min_periods=2).loc["a"]
     assert up.sortino == math.inf and up.sharpe > 0
 
 
@@ -551,7 +554,11 @@ def test_report_html_contains_metrics_and_figures(tmp_path):
         assert type(fig) is go.Figure
         assert [t.name for t in fig.data] == ["deepseek-chat-v3.1", "qwen3-max"]
     assert list(r.figures["drawdown"].data[0].y) == pytest.approx([0.0, 0.0, -25.0])
-    assert set(r.tables) == {"metrics", "action_mix", "hold_rate", "pnl_by_symbol"}
+    assert set(r.tables) == {"metrics", "action_mix", "hold_rate", "pnl_by_symbol",
+                             "skill", "skill_pairs", "audit"}
+    assert "Skill or luck" in html and "Audit" in html
+    # best Sharpe first; qwen3-max has one return, no Sharpe, and comes last
+    assert list(r.tables["skill"].index) == ["deepseek-chat-v3.1", "qwen3-max"]
     pd.testing.assert_frame_equal(r.metrics, A.metrics(tables))
     assert "deepseek-chat-v3.1" in repr(r)
     page = r.to_html(str(tmp_path / "r.html"))

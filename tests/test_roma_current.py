@@ -222,6 +222,13 @@ def test_every_dialect_fills_the_tables(dialect, tmp_path):
     assert len(loaded.account) == len(s.account) and len(loaded.errors) == len(s.errors)
 
 
+def _balance(frame: str) -> float | None:
+    obj = json.loads(frame)
+    if obj.get("type") == "account_update":
+        return obj["data"]["total_balance"]
+    return obj["account"]["total_wallet_balance"] if "account" in obj else None
+
+
 def _hold_one(dialect: str):
     sim = rn.Simulator([AGENT], seed=1, speed=60, dialect=dialect).start()
     return sim, rn.connect(AGENT, url=sim.url)
@@ -245,6 +252,13 @@ def test_default_settings_hold_90_s_in_every_dialect():
             assert sim.stats()["deaf_connections"] == 0, d
             assert len(s.account) >= 15, d  # a real backend's 5-s cadence: ~18 in 90 s
             assert s.errors.empty, d
+            # no row lost: what arrived is, in order, what the server sent
+            # (but for the one frame that may still be on its way)
+            got = s.account["total_balance"].tolist()
+            sent = [_balance(f) for f in sim.sent_frames(AGENT) if _balance(f) is not None]
+            if d == "documented":
+                got = got[1:]  # the first comes with the connection, not the broadcast
+            assert got == sent[: len(got)] and len(sent) - len(got) <= 1, (d, len(sent), len(got))
     finally:
         for sim, s in pairs.values():
             s.stop()
