@@ -904,8 +904,11 @@ class Exchange:
             pnl_usdt=_r8(gross - fee - pos.open_fee),
             pnl_pct=round((price - pos.entry_price) / pos.entry_price * 100.0 * pos.direction, 6),
         )
+        # A fill's side is its direction, as the analytics read fills: closing a
+        # long sells ("short"), closing a short buys ("long").
+        direction = "short" if pos.side == "long" else "long"
         return Fill(
-            self._next_order_id(), symbol, pos.side, pos.quantity, price, pos.leverage, fee, time_ns, closed, reason
+            self._next_order_id(), symbol, direction, pos.quantity, price, pos.leverage, fee, time_ns, closed, reason
         )
 
     def mark(self, prices: dict[str, float]) -> None:

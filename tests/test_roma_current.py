@@ -360,3 +360,24 @@ def test_backfill_joins_live_rows_without_a_seam():
     assert seam <= max(moves, 1e-9) + 1e-6, (seam, moves, gap.iloc[-1])
     # ...while mixing in the net figure would have opened a seam bigger than that
     assert gap.iloc[-1] > moves + seam, (gap.iloc[-1], moves, seam)
+
+
+def test_round_trips_from_the_simulators_fills_are_its_closed_trades():
+    """A fill's side is its direction: the simulator's closing fills sell a long
+    and buy back a short, so round trips rebuilt from fills are its trades."""
+    a = "deepseek-chat-v3.1"
+    with rn.Simulator([a], seed=5, speed=1200, volatility_scale=2.0, error_rate=0.0) as sim:
+        with rn.connect(a, url=sim.url) as s:
+            wait_until(lambda: len(rn.round_trips(s)) >= 4, 60, "four round trips")
+            rt = rn.round_trips(s)
+            truth = sim.query(lambda w: list(w.agents[a].closed_trades))
+    by_close = {t.close_time: t for t in truth}
+    assert len(rt) >= 4
+    for row in rt.itertuples():
+        t = by_close[row.close_time.value]
+        assert (row.symbol, row.side) == (t.symbol, t.side)
+        assert row.quantity == pytest.approx(t.quantity) and row.close_price == pytest.approx(t.close_price)
+        assert row.entry_price == pytest.approx(t.entry_price)
+        # fills carry no fees: the gross P&L of the trade
+        gross = (t.close_price - t.entry_price) * t.quantity * (1 if t.side == "long" else -1)
+        assert row.pnl_usdt == pytest.approx(gross, abs=1e-6)
