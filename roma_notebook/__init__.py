@@ -24,7 +24,7 @@ from .analytics import (
     round_trips,
 )
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, ProtocolError, RomaError
-from .loading import Recording, load
+from .loading import LoadWarning, Recording, load
 from .rest import agents
 from .samples import sample_recording
 from .simulator import Simulator
@@ -49,6 +49,7 @@ __all__ = [
     "Simulator",
     "load",
     "Recording",
+    "LoadWarning",
     "sample_recording",
     "metrics",
     "report",
