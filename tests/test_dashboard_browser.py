@@ -140,6 +140,8 @@ def test_dashboard_updates_live_in_jupyterlab(lab):
             )
             # not awaited: run-all resolves only when the cells finish
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            # while the kernel builds the first dashboard (seconds, cold) the cell says so
+            page.wait_for_selector(".roma-placeholder", state="attached", timeout=40_000)
             count = """() => {
                 const gd = document.querySelector('.js-plotly-plot');
                 return gd && gd.data && gd.data[0] && gd.data[0].x ? gd.data[0].x.length : -1;
@@ -164,6 +166,19 @@ def test_dashboard_updates_live_in_jupyterlab(lab):
                 "() => document.querySelectorAll('.roma-positions tbody tr').length > 0",
                 timeout=20_000,
             )
+            # an entry the user expands stays expanded when newer cycles arrive
+            first_entry = ".roma-dashboard .roma-feed details.roma-cycle[data-key]"
+            page.wait_for_selector(first_entry, timeout=20_000)
+            key = page.locator(first_entry).first.get_attribute("data-key")
+            page.locator(first_entry + " > summary").first.click()
+            page.wait_for_function(
+                "([sel, key]) => document.querySelector(sel).dataset.key !== key",
+                arg=[first_entry, key], timeout=20_000,
+            )
+            still_open = page.evaluate(
+                "([key]) => Array.from(document.querySelectorAll('.roma-dashboard details[data-key]'))"
+                ".filter(d => d.dataset.key === key).map(d => d.open)", [key])
+            assert still_open and still_open[0], f"the expanded entry folded on refresh: {still_open}"
             page.wait_for_function(
                 "() => document.querySelectorAll('.js-plotly-plot').length === 2", timeout=20_000
             )
@@ -176,6 +191,7 @@ def test_dashboard_updates_live_in_jupyterlab(lab):
             assert second_view["n"] > 0 and second_view["hover"], second_view
             assert first_view["buy"] == second_view["buy"] == "#1a9850", views
             assert first_view["sell"] == second_view["sell"] == "#d73027", views
+            assert page.locator(".roma-placeholder").count() == 0, "the placeholder gave way"
             status = page.inner_text(".roma-status")
             assert "live" in status and "msg/s" in status
             # JupyterLab's "news?" toast would cover part of the picture
