@@ -2,7 +2,7 @@
 
 A dashboard reads a source's :class:`~roma_notebook.tables.Tables` and pushes
 changes to widgets from the shared background loop, so it keeps moving while
-other cells run. Design points, each measured (see shared/TESTING.md and
+other cells run. Design points, each measured (see
 ``benchmarks/bench_dashboard.py``):
 
 - One ``go.FigureWidget`` per dashboard, with subplots: each costs seconds to

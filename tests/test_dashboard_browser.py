@@ -1,6 +1,6 @@
 """The live dashboard in a real browser: JupyterLab + Debian chromium via playwright.
 
-Follows shared/TESTING.md: a JupyterLab server on a free port in a temp dir, a
+A JupyterLab server on a free port in a temp dir, a
 notebook written here that starts the simulator, connects and shows the
 dashboard; chromium opens it, runs all cells, and the test polls the DOM: the
 plot's point count must grow between two polls (updates from the background
