@@ -409,13 +409,15 @@ def run_lab(args: argparse.Namespace) -> int:
     # interactive "Shutdown this Jupyter server (y/[n])?" prompt.
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     code = 0
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        # SIGTERM must stop JupyterLab too, not leave it running as an orphan
+        # SIGTERM, and SIGHUP of a closed terminal (lab has its own session and
+        # does not get that one), must stop JupyterLab too, not orphan it
         def _interrupt(*_: object) -> None:
             raise KeyboardInterrupt
 
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _interrupt)
     shown = False
     try:
         assert proc.stderr is not None
@@ -439,8 +441,8 @@ def run_lab(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if proc.poll() is None:
             proc.terminate()
             try:

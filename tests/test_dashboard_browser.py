@@ -169,8 +169,11 @@ def test_dashboard_updates_live_in_jupyterlab(lab):
             # an entry the user expands stays expanded when newer cycles arrive
             first_entry = ".roma-dashboard .roma-feed details.roma-cycle[data-key]"
             page.wait_for_selector(first_entry, timeout=20_000)
-            key = page.locator(first_entry).first.get_attribute("data-key")
-            page.locator(first_entry + " > summary").first.click()
+            # opened in one step with reading its key: at 0.3 s per cycle a click at
+            # coordinates can land on the entry a redraw just moved there
+            key = page.evaluate(
+                "([sel]) => { const d = document.querySelector(sel); d.open = true; return d.dataset.key; }",
+                [first_entry])
             page.wait_for_function(
                 "([sel, key]) => document.querySelector(sel).dataset.key !== key",
                 arg=[first_entry, key], timeout=20_000,
