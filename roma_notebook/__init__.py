@@ -25,7 +25,7 @@ from .analytics import (
 )
 from .audit import audit
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, ProtocolError, RomaError
-from .loading import Recording, load
+from .loading import LoadWarning, Recording, load
 from .outcomes import calibration, decision_outcomes
 from .rest import agent_analytics, agents, insights
 from .roma_store import StoreError, StoreLocked
@@ -57,6 +57,7 @@ __all__ = [
     "Simulator",
     "load",
     "Recording",
+    "LoadWarning",
     "sample_recording",
     "metrics",
     "report",

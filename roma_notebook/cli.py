@@ -15,9 +15,9 @@ import logging
 import signal
 import sys
 import threading
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["main", "build_parser", "COMMANDS", "LAB_SETTINGS", "write_lab_settings"]
 
 log = logging.getLogger("roma_notebook.cli")
 
@@ -70,6 +70,11 @@ def add_sim_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--replay-loop", action="store_true", help="with --replay: start over at the end")
     p.add_argument(
+        "--wait-for-client", "--paused", dest="wait_for_client", action="store_true",
+        help="with --replay: hold the first frame until the first WebSocket client connects "
+        "(without it, playback starts at once and a late client only gets the latest state)",
+    )
+    p.add_argument(
         "--replay-max-gap", type=float, default=5.0,
         help="with --replay: longest real pause between two frames, in seconds (default 5)",
     )
@@ -120,8 +125,11 @@ def run_sim(args: argparse.Namespace) -> int:
             max_gap=args.replay_max_gap,
             store=args.store,
             store_tz=args.store_tz,
+            paused=args.wait_for_client,
         )
     except (TypeError, ValueError, FileNotFoundError) as exc:
+        if args.wait_for_client and args.replay is None:
+            exc = ValueError("--wait-for-client applies only with --replay")
         print(f"roma-notebook sim: error: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -167,6 +175,19 @@ def _serve(sim, agents: list[str] | None, args: argparse.Namespace, stop: thread
             print(f"  seed={args.seed} speed={args.speed:g} dialect={args.dialect} (Ctrl-C stops)", flush=True)
         if args.store is not None:
             print(f"  store      {args.store} (SQLite, times in {args.store_tz})", flush=True)
+        if args.wait_for_client:
+            print("  paused: playback starts when the first client connects", flush=True)
+            while not stop.is_set():
+                try:
+                    sim.wait_for_clients(1, timeout=0.2)
+                except TimeoutError:
+                    if not sim.is_running:
+                        log.error("the simulator thread ended unexpectedly")
+                        return 1
+                    continue
+                sim.play()
+                print("  a client connected: playing", flush=True)
+                break
         # A timed wait keeps noticing a dead simulator thread.
         while not stop.wait(0.2):
             if not sim.is_running:
@@ -237,7 +258,22 @@ def run_record(args: argparse.Namespace) -> int:
         s.stop()
         if not args.quiet:
             print(file=sys.stderr)
+    print(_record_summary(s, args.out), flush=True)
     return code
+
+
+def _record_summary(s: Any, out: str) -> str:
+    """One line saying what was written: frames per agent, rows, errors, file size."""
+    import os
+
+    streams = s.streams if hasattr(s, "streams") else {s.agent_id: s}
+    per_agent = ", ".join(f"{a} {st.stats().get('messages', 0)}" for a, st in streams.items())
+    try:
+        size = f"{os.path.getsize(out) / 1e6:.2f} MB"
+    except OSError:
+        size = "not written"
+    return (f"recorded {out} ({size}): frames {per_agent}; "
+            f"{len(s.decisions)} decisions, {len(s.trades)} fills, {len(s.errors)} errors")
 
 
 # ---------------------------------------------------------------- export
@@ -293,12 +329,52 @@ def add_lab_arguments(p: argparse.ArgumentParser) -> None:
                    help="where JupyterLab keeps its runtime files (default ./.roma-notebook)")
 
 
+#: JupyterLab user settings that ``roma-notebook lab`` starts with (written only
+#: where the user has no setting file of that plugin yet, so their changes stay):
+#: no news/update pop-up on first start, and no autosave, so running the example
+#: notebooks does not rewrite the tracked files (Ctrl-S still saves).
+LAB_SETTINGS: dict[str, dict] = {
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
+}
+
+
+def write_lab_settings(settings_dir: Any, settings: dict[str, dict] | None = None) -> None:
+    """Write JupyterLab user-setting files (``<plugin>.jupyterlab-settings``) that are missing.
+
+    Args:
+        settings_dir: the folder JupyterLab reads through ``JUPYTERLAB_SETTINGS_DIR``.
+        settings: plugin path -> settings; default :data:`LAB_SETTINGS`.
+    """
+    import json
+    from pathlib import Path
+
+    for plugin, values in (LAB_SETTINGS if settings is None else settings).items():
+        f = Path(settings_dir) / f"{plugin}.jupyterlab-settings"
+        if not f.exists():
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(json.dumps(values, indent=2) + "\n")
+
+
+def _lab_line_worth_showing(line: str) -> bool:
+    """Lab log lines echoed to the terminal: warnings, errors and kernel output, not INFO chatter."""
+    if line.startswith("[I ") or line.startswith("[D "):
+        return False
+    text = line.strip()
+    # lab's own banner around the URL (we print the URL once ourselves)
+    return bool(text) and "token=" not in text and not text.startswith(("To access the server", "Or copy and paste",
+                                                                          "Jupyter Server is running", "file://"))
+
+
 def run_lab(args: argparse.Namespace) -> int:
     """Start the simulator and JupyterLab on the example notebook; Ctrl-C stops both.
 
     The simulator's URL reaches the notebook as ``ROMA_URL``. JupyterLab's runtime,
-    config and workspace files go under ``--state-dir`` (in the current folder),
-    so nothing is written to the home directory.
+    config, settings and workspace files go under ``--state-dir`` (in the current
+    folder), so nothing is written to the home directory. Its full log goes to
+    ``<state-dir>/lab.log``; the terminal shows the URL once, and warnings and errors.
+    Each start opens only the chosen notebook (the previous session's tabs, each
+    with a kernel, are not restored).
     """
     import os
     import shutil
@@ -316,9 +392,15 @@ def run_lab(args: argparse.Namespace) -> int:
     state = Path(args.state_dir).resolve()
     env = dict(os.environ)
     for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_CONFIG_DIR", "config"),
-                     ("JUPYTER_DATA_DIR", "data"), ("IPYTHONDIR", "ipython")):
+                     ("JUPYTER_DATA_DIR", "data"), ("IPYTHONDIR", "ipython"),
+                     ("JUPYTERLAB_SETTINGS_DIR", "settings")):
         (state / sub).mkdir(parents=True, exist_ok=True)
         env[var] = str(state / sub)
+    write_lab_settings(state / "settings")
+    workspaces = state / "workspaces"
+    workspaces.mkdir(exist_ok=True)
+    for f in workspaces.glob("*.jupyterlab-workspace"):
+        f.unlink()
     sim = None
     if not args.no_sim:
         from .simulator import Simulator
@@ -333,7 +415,7 @@ def run_lab(args: argparse.Namespace) -> int:
         jupyter = shutil.which("jupyter") or "jupyter"
     cmd = [
         jupyter, "lab", f"--port={args.port}", "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.root_dir={root.resolve()}", f"--LabApp.workspaces_dir={state / 'workspaces'}",
+        f"--ServerApp.root_dir={root.resolve()}", f"--LabApp.workspaces_dir={workspaces}",
         "--ServerApp.port_retries=0",
     ]
     if args.no_browser:
@@ -342,31 +424,44 @@ def run_lab(args: argparse.Namespace) -> int:
         cmd.append(f"--LabApp.default_url=/lab/tree/{nb.name}")
     if os.geteuid() == 0:
         cmd.append("--allow-root")
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    # Its own session: Ctrl-C reaches only us, and we stop lab without its
+    # interactive "Shutdown this Jupyter server (y/[n])?" prompt.
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     code = 0
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        # SIGTERM must stop JupyterLab too, not leave it running as an orphan
+        # SIGTERM, and SIGHUP of a closed terminal (lab has its own session and
+        # does not get that one), must stop JupyterLab too, not orphan it
         def _interrupt(*_: object) -> None:
             raise KeyboardInterrupt
 
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _interrupt)
+    shown = False
     try:
         assert proc.stderr is not None
-        for line in proc.stderr:  # pass lab's log through, and point at its URL
-            sys.stderr.write(line)
-            if "http://127.0.0.1:" in line and "token=" in line and "/lab" in line:
-                print(f"JupyterLab: {line.strip().split()[-1]}", flush=True)
+        with open(state / "lab.log", "w") as log_file:
+            for line in proc.stderr:
+                log_file.write(line)
+                log_file.flush()
+                if not shown and "http://127.0.0.1:" in line and "token=" in line and "/lab" in line:
+                    shown = True
+                    print(f"JupyterLab: {line.strip().split()[-1]}", flush=True)
+                    print(f"  (full log in {state / 'lab.log'}; Ctrl-C stops JupyterLab and the simulator)",
+                          flush=True)
+                elif _lab_line_worth_showing(line):
+                    sys.stderr.write(line)
         code = proc.wait()
     except KeyboardInterrupt:
+        print("\nstopping JupyterLab" + (" and the simulator" if sim is not None else "") + " ...", flush=True)
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -375,6 +470,7 @@ def run_lab(args: argparse.Namespace) -> int:
                 proc.kill()
         if sim is not None:
             sim.stop()
+    print("stopped", flush=True)
     return code
 
 

@@ -2,7 +2,7 @@
 
 A dashboard reads a source's :class:`~roma_notebook.tables.Tables` and pushes
 changes to widgets from the shared background loop, so it keeps moving while
-other cells run. Design points, each measured (see shared/TESTING.md and
+other cells run. Design points, each measured (see
 ``benchmarks/bench_dashboard.py``):
 
 - One ``go.FigureWidget`` per dashboard, with subplots: each costs seconds to
@@ -133,6 +133,75 @@ def _figure_class() -> Any:
 
         _FIGURE_CLASS = CompleteUpdateFigureWidget
     return _FIGURE_CLASS
+
+
+# Redraws the feed's HTML and re-opens the entries (``<details data-key>``) that
+# were open: an ipywidgets.HTML replaces its DOM on every change, which folded an
+# entry the user had just expanded at the next refresh (every few seconds).
+_FEED_ESM = """
+function render({ model, el }) {
+  const draw = () => {
+    const open = new Set(Array.from(el.querySelectorAll("details[data-key][open]"), (d) => d.dataset.key));
+    el.innerHTML = model.get("value");
+    for (const d of el.querySelectorAll("details[data-key]")) {
+      if (open.has(d.dataset.key)) d.open = true;
+    }
+  };
+  draw();
+  model.on("change:value", draw);
+  return () => model.off("change:value", draw);
+}
+export default { render };
+"""
+
+_FEED_CLASS: Any = None
+
+
+def _feed_class() -> Any:
+    """An HTML widget whose expanded ``<details data-key>`` entries stay expanded across updates."""
+    global _FEED_CLASS
+    if _FEED_CLASS is None:
+        import anywidget
+        import traitlets
+
+        class FeedHTML(anywidget.AnyWidget):
+            _esm = _FEED_ESM
+            value = traitlets.Unicode("").tag(sync=True)
+
+        _FEED_CLASS = FeedHTML
+    return _FEED_CLASS
+
+
+def _placeholder(what: str) -> Any:
+    """Show "starting ..." in the running cell at once; None outside a kernel's cell.
+
+    Building a dashboard costs seconds the first time in a kernel (plotly's widget),
+    and the cell would show nothing meanwhile.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        if ip is None or getattr(ip, "kernel", None) is None:
+            return None
+        from IPython.display import display
+
+        return display(
+            {"text/html": f'<div class="roma-placeholder" style="color:#777;padding:6px 0">'
+                          f"Starting the live {what}&hellip; (the first one in a kernel takes a few seconds)</div>",
+             "text/plain": f"starting the live {what}..."},
+            raw=True, display_id=True,
+        )
+    except Exception:  # noqa: BLE001 - a placeholder must never stop the dashboard
+        return None
+
+
+def _clear_placeholder(handle: Any) -> None:
+    if handle is not None:
+        with contextlib.suppress(Exception):
+            handle.update({"text/html": "", "text/plain": ""}, raw=True)
 
 
 def _window_options(key: str) -> list[tuple[str, str]]:
@@ -434,8 +503,12 @@ class Dashboard(_ViewBase):
         self._stats_cache: tuple[float, dict] | None = None
         self._fills = FillLog()
         self._cycles = CycleLog()
-        self._build()
-        self._refresh()  # first frame now: displaying shows data at once
+        placeholder = None if _managed else _placeholder("dashboard")
+        try:
+            self._build()
+            self._refresh()  # first frame now: displaying shows data at once
+        finally:
+            _clear_placeholder(placeholder)
         if not _managed:
             self._start()
             add = getattr(source, "_add_closer", None)
@@ -479,10 +552,11 @@ class Dashboard(_ViewBase):
             row=2, col=1,
         )
         fig.update_layout(
-            height=430, margin=dict(l=60, r=20, t=30, b=30), template="plotly_white",
+            height=450, margin=dict(l=60, r=20, t=30, b=60), template="plotly_white",
             uirevision="roma",  # keep the user's zoom and legend clicks across updates
             hovermode="closest", hoverlabel=dict(align="left"),
-            legend=dict(orientation="h", x=0, y=1.08),
+            # below the plot: above it, the legend ran under plotly's toolbar
+            legend=dict(orientation="h", x=0, y=-0.11, yanchor="top"),
         )
         fig.update_xaxes(type="date")
         fig.update_yaxes(title_text="balance", row=1, col=1)
@@ -498,7 +572,7 @@ class Dashboard(_ViewBase):
         )
         self.symbol_dropdown.observe(self._on_control, "value")
         self.positions = W.HTML()
-        self.feed = W.HTML()
+        self.feed = _feed_class()()
         pos_title = W.HTML("<b>Open positions</b>")
         feed_title = W.HTML("<b>Decisions</b> <small>(newest first; click to expand)</small>")
         # positions take the width their columns need; the feed gets the rest
@@ -835,8 +909,12 @@ class GroupDashboard(_ViewBase):
         self._active: Dashboard | None = None
         self._chart_key: Any = None
         self._lb_key: Any = None
-        self._build()
-        self._refresh()
+        placeholder = _placeholder("comparison dashboard")
+        try:
+            self._build()
+            self._refresh()
+        finally:
+            _clear_placeholder(placeholder)
         self._start()
         add = getattr(group, "_add_closer", None)
         if callable(add):
@@ -849,8 +927,9 @@ class GroupDashboard(_ViewBase):
         W, go, _ = _widgets()
         Scatter = go.Scattergl if self.webgl else go.Scatter
         layout = go.Layout(
-            height=360, margin=dict(l=60, r=20, t=30, b=30), template="plotly_white",
-            uirevision="roma", hovermode="x unified", legend=dict(orientation="h", x=0, y=1.1),
+            height=380, margin=dict(l=60, r=20, t=30, b=50), template="plotly_white",
+            uirevision="roma", hovermode="x unified",
+            legend=dict(orientation="h", x=0, y=-0.1, yanchor="top"),  # not under the toolbar
             xaxis=dict(type="date"), yaxis=dict(title="total balance"),
         )
         traces = [

@@ -58,6 +58,7 @@ import os
 import re
 import sys
 import time
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -70,7 +71,11 @@ from .errors import ProtocolError
 from .recording import RECORDING_FORMAT, RECORDING_VERSION
 from .tables import TABLE_NAMES, TableProperties, Tables
 
-__all__ = ["load", "Recording", "ACCEPTED_FORMATS"]
+__all__ = ["load", "Recording", "ACCEPTED_FORMATS", "LoadWarning"]
+
+
+class LoadWarning(UserWarning):
+    """:func:`load` kept going past unusable lines or files; they are rows of ``errors``."""
 
 #: what :func:`load` reads, for error messages and docs
 ACCEPTED_FORMATS = (
@@ -336,6 +341,53 @@ def _sniff_recording(p: Path) -> bool:
     return RECORDING_FORMAT.encode() in head.split(b"\n", 1)[0]
 
 
+def _check_recording(p: Path) -> None:
+    """Raise ValueError when ``p`` cannot be a recording at all (wrong bytes, not a header).
+
+    Damage after a good start (a torn tail, a cut gzip) still loads, as errors rows.
+    """
+    try:
+        with open(p, "rb") as f:
+            raw = f.read(4096)
+    except OSError:
+        return  # the loader reports it
+    if not raw:
+        return  # an empty recording: one errors row
+    is_gz = raw[:2] == b"\x1f\x8b"
+    if p.name.endswith(".gz") and not is_gz:
+        raise ValueError(f"{str(p)!r} is not gzip data, though its name ends in .gz: not a recording")
+    head = raw
+    if is_gz:
+        # small steps: damage further on must not hide a good start (it loads as errors rows)
+        d, head = zlib.decompressobj(31), b""
+        for i in range(0, len(raw), 256):
+            try:
+                head += d.decompress(raw[i : i + 256])
+            except zlib.error as exc:
+                if not head:
+                    raise ValueError(f"{str(p)!r} is not a valid gzip file ({exc}): not a recording") from None
+                break
+            if d.eof:
+                break
+    body = head.lstrip()
+    first, nl, _ = body.partition(b"\n")
+    first = first.strip()
+    if not first:
+        return
+    try:
+        rec = json.loads(first)
+        ok = type(rec) is dict and ("format" in rec or "frame" in rec)
+    except ValueError:
+        # cut off by this read (a long frame) or by a crash before its newline:
+        # judge by its start, the loader reports the damage as an errors row
+        ok = not nl and first.startswith(b'{"')
+    if not ok:
+        raise ValueError(
+            f"{str(p)!r} is not a roma_notebook recording: its first line is not a recording "
+            f"header or frame; load() reads {ACCEPTED_FORMATS}"
+        )
+
+
 def _classify(p: Path) -> list[tuple[str, Path, str | None]]:
     """(kind, path, agent) items to load for one path; ValueError when unrecognised."""
     from .roma_store import store_file
@@ -366,6 +418,7 @@ def _classify(p: Path) -> list[tuple[str, Path, str | None]]:
         raise ValueError(f"{str(p)!r} is a folder load() does not recognise; it reads {ACCEPTED_FORMATS}")
     name = p.name
     if name.endswith(_RECORDING_SUFFIXES):
+        _check_recording(p)
         return [("recording", p, None)]
     if name == "_manifest.json":
         return [("parquet", p.parent, None)]
@@ -466,6 +519,14 @@ def load(
         prog.close()
     rec = Recording(tables, paths, url=ctx.url, agent_ids=ctx.declared)
     rec.positions_as_of = _positions_moments(ctx.positions_as_of)
+    problems = rec.tables.counts().get("errors", 0)
+    if problems:
+        # one line on screen, so damage is not noticed only from a count in a repr
+        first = str(tables.frame("errors")["detail"].iloc[0])[:200]
+        warnings.warn(
+            f"loading {rec._source_text()}: {problems} unusable line(s) or frame(s), kept as rows of "
+            f".errors (first: {first})", LoadWarning, stacklevel=2,
+        )
     return rec
 
 

@@ -32,12 +32,14 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import base64
 import gzip
 import json
 import os
 import threading
 import time
+import weakref
 import zlib
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -93,6 +95,21 @@ def safe_url(url: Any) -> str | None:
         port = None
     netloc = f"{host}:{port}" if port is not None else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+# Recorders still open when the interpreter exits (a script or kernel that never
+# stopped its stream) are closed then, so the file ends with its gzip trailer
+# instead of reading as truncated.
+_OPEN: "weakref.WeakSet[Recorder]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_recorders() -> None:
+    for rec in list(_OPEN):
+        try:
+            rec.close()
+        except Exception:  # noqa: BLE001 - exiting anyway; the file stays loadable
+            pass
 
 
 def _now_iso() -> str:
@@ -183,6 +200,7 @@ class Recorder:
             self._raw.close()
             raise
         self._last_flush = time.monotonic_ns()
+        _OPEN.add(self)
 
     # ------------------------------------------------------------ writing
 
@@ -266,6 +284,7 @@ class Recorder:
             if self.closed:
                 return
             self.closed = True
+            _OPEN.discard(self)
             try:
                 self._drain_locked()
                 if self.gzip:

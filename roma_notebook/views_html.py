@@ -295,8 +295,11 @@ def cycle_html(row: dict, cyc: int | None, items: list[dict]) -> str:
             '<div class="roma-cycle" style="padding:2px 0 2px 14px;border-bottom:1px solid #eee">'
             f"{summary}</div>"
         )
+    # data-key names the entry across refreshes: the feed widget re-opens entries
+    # the user expanded when it redraws
+    key = _html.escape(f"{row.get('agent_id')}|{label}|{row.get('timestamp')}", quote=True)
     return (
-        '<details class="roma-cycle" style="padding:2px 0;border-bottom:1px solid #eee">'
+        f'<details class="roma-cycle" data-key="{key}" style="padding:2px 0;border-bottom:1px solid #eee">'
         f'<summary style="cursor:pointer">{summary}</summary>{body}</details>'
     )
 

@@ -29,6 +29,9 @@ def test_record_command_writes_a_loadable_recording(tmp_path):
             capture_output=True, text=True, timeout=60,
         )
     assert proc.returncode == 0, proc.stderr
+    # a one-line summary at the end, even with --quiet
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert summary.startswith(f"recorded {out} (") and "deepseek-chat-v3.1" in summary and " errors" in summary
     rec = rn.load(out, progress=False)
     assert rec.agent_ids == ["deepseek-chat-v3.1", "qwen3-max"]
     assert len(rec.cycles) >= 2 and len(rec.account) >= 2
@@ -51,9 +54,12 @@ def test_record_command_reports_a_failed_stream(tmp_path):
 def test_lab_command_starts_jupyterlab_and_the_simulator(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path / "home"))  # prove nothing lands in $HOME
     (tmp_path / "home").mkdir()
+    stale = tmp_path / "state" / "workspaces" / "default-37a8.jupyterlab-workspace"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")  # the last session's tabs: not restored
     proc = subprocess.Popen(
         CLI + ["lab", "--port", "0", "--no-browser", "--state-dir", str(tmp_path / "state"), "--speed", "120"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         lines: list[str] = []
@@ -83,9 +89,21 @@ def test_lab_command_starts_jupyterlab_and_the_simulator(tmp_path):
         assert status == 200 and "JupyterLab" in page
         assert "01_live_agent.ipynb" in lab_url or "lab" in lab_url
         assert not any((tmp_path / "home").iterdir()), list((tmp_path / "home").iterdir())
+        assert not stale.exists()
+        settings = tmp_path / "state" / "settings" / "@jupyterlab"
+        assert json.loads((settings / "docmanager-extension" / "plugin.jupyterlab-settings").read_text()) == {
+            "autosave": False}
+        assert json.loads((settings / "apputils-extension" / "notification.jupyterlab-settings").read_text())[
+            "fetchNews"] == "false"
     finally:
         proc.terminate()
-        proc.wait(30)
+        out, err = proc.communicate(timeout=30)
+    text = "".join(lines) + out + err
+    # the URL once, not lab's banner of it; the rest of lab's INFO log only in the file
+    assert text.count("token=") == 1, text
+    assert "[I " not in text, text
+    assert "ServerApp" in (tmp_path / "state" / "lab.log").read_text()
+    assert "stopping JupyterLab and the simulator" in out and out.rstrip().endswith("stopped"), out
     # SIGTERM stopped JupyterLab as well: no lab process of this run is left
     wait_until(lambda: str(tmp_path / "state") not in _processes(), 30, "JupyterLab to exit")
 
@@ -107,3 +125,35 @@ def test_bad_arguments_are_clear_errors_not_tracebacks(argv, tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "roma-notebook" in proc.stderr
+
+
+def test_replay_waits_for_the_first_client(tmp_path):
+    sample = rn.sample_recording()
+    agent = "qwen3-max"
+    recorded = rn.load(sample, progress=False)
+    cycles = list(recorded.cycles.query("agent_id == @agent")["cycle"])
+    proc = subprocess.Popen(
+        CLI + ["sim", "--replay", str(sample), "--speed", "1000000", "--port", "0", "--wait-for-client"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        url = proc.stdout.readline().split()[-1]
+        lines = [proc.stdout.readline() for _ in range(len(recorded.agent_ids) + 3)]
+        assert any("paused: playback starts when the first client connects" in ln for ln in lines), lines
+        # at this speed the whole recording would be over by now without the flag
+        stream = rn.connect(agent, url=url)
+        try:
+            stream.wait_for("decision", count=len(cycles), timeout=30)
+            assert list(stream.cycles["cycle"]) == cycles, "every decision, from the first"
+        finally:
+            stream.stop()
+        assert "a client connected: playing" in proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def test_wait_for_client_needs_a_replay():
+    proc = subprocess.run(CLI + ["sim", "--port", "0", "--wait-for-client"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "--wait-for-client applies only with --replay" in proc.stderr

@@ -1,6 +1,6 @@
 """The live dashboard in a real browser: JupyterLab + Debian chromium via playwright.
 
-Follows shared/TESTING.md: a JupyterLab server on a free port in a temp dir, a
+A JupyterLab server on a free port in a temp dir, a
 notebook written here that starts the simulator, connects and shows the
 dashboard; chromium opens it, runs all cells, and the test polls the DOM: the
 plot's point count must grow between two polls (updates from the background
@@ -140,6 +140,8 @@ def test_dashboard_updates_live_in_jupyterlab(lab):
             )
             # not awaited: run-all resolves only when the cells finish
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            # while the kernel builds the first dashboard (seconds, cold) the cell says so
+            page.wait_for_selector(".roma-placeholder", state="attached", timeout=40_000)
             count = """() => {
                 const gd = document.querySelector('.js-plotly-plot');
                 return gd && gd.data && gd.data[0] && gd.data[0].x ? gd.data[0].x.length : -1;
@@ -164,6 +166,22 @@ def test_dashboard_updates_live_in_jupyterlab(lab):
                 "() => document.querySelectorAll('.roma-positions tbody tr').length > 0",
                 timeout=20_000,
             )
+            # an entry the user expands stays expanded when newer cycles arrive
+            first_entry = ".roma-dashboard .roma-feed details.roma-cycle[data-key]"
+            page.wait_for_selector(first_entry, timeout=20_000)
+            # opened in one step with reading its key: at 0.3 s per cycle a click at
+            # coordinates can land on the entry a redraw just moved there
+            key = page.evaluate(
+                "([sel]) => { const d = document.querySelector(sel); d.open = true; return d.dataset.key; }",
+                [first_entry])
+            page.wait_for_function(
+                "([sel, key]) => document.querySelector(sel).dataset.key !== key",
+                arg=[first_entry, key], timeout=20_000,
+            )
+            still_open = page.evaluate(
+                "([key]) => Array.from(document.querySelectorAll('.roma-dashboard details[data-key]'))"
+                ".filter(d => d.dataset.key === key).map(d => d.open)", [key])
+            assert still_open and still_open[0], f"the expanded entry folded on refresh: {still_open}"
             page.wait_for_function(
                 "() => document.querySelectorAll('.js-plotly-plot').length === 2", timeout=20_000
             )
@@ -176,6 +194,7 @@ def test_dashboard_updates_live_in_jupyterlab(lab):
             assert second_view["n"] > 0 and second_view["hover"], second_view
             assert first_view["buy"] == second_view["buy"] == "#1a9850", views
             assert first_view["sell"] == second_view["sell"] == "#d73027", views
+            assert page.locator(".roma-placeholder").count() == 0, "the placeholder gave way"
             status = page.inner_text(".roma-status")
             assert "live" in status and "msg/s" in status
             # JupyterLab's "news?" toast would cover part of the picture

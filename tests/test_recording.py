@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import roma_notebook as rn
 import roma_notebook.protocol as P
 from roma_notebook import loading, parquet, recording
 from roma_notebook.loading import Recording, load
@@ -828,3 +830,37 @@ def test_live_group_recording_loads_to_the_live_tables(tmp_path):
         got = rec.frame(name)
         # a group keeps one table per agent; the file interleaves them in arrival order
         pd.testing.assert_frame_equal(_sorted(got), _sorted(live), obj=name)
+
+
+# --------------------------------------------------------------------- what a user sees
+
+
+@pytest.mark.parametrize("name,data,says", [
+    ("s.jsonl.gz", bytes(range(256)) * 12, "is not gzip data"),
+    ("s.jsonl.gz", b"just some notes\nnot a recording\n", "is not gzip data"),
+    ("s.jsonl.gz", b"\x1f\x8b\x08\x00" + bytes(range(200)), "is not a valid gzip file"),
+    ("s.jsonl", b"just some notes\nnot a recording\n", "is not a roma_notebook recording"),
+    ("s.jsonl", bytes(range(1, 256)) * 12, "is not a roma_notebook recording"),
+    ("s.jsonl", b'[1, 2]\n{"format": "roma-notebook-recording"}\n', "is not a roma_notebook recording"),
+])
+def test_a_file_that_is_not_a_recording_is_a_clear_error(tmp_path, name, data, says):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=says):
+        load(path)
+
+
+def test_a_load_with_errors_says_so_in_one_warning(tmp_path):
+    frames = session(("a",))[:4]
+    path = tmp_path / "s.jsonl"
+    record(path, frames)
+    with open(path, "ab") as f:
+        f.write(b"\x00garbage\n")
+    with pytest.warns(rn.LoadWarning, match=r"s\.jsonl: 1 unusable line.*line 6: not JSON") as caught:
+        rec = load(path)
+    assert len(caught) == 1 and len(rec.errors) == 1
+    clean = tmp_path / "clean.jsonl"
+    record(clean, frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(clean)  # no errors, no warning
