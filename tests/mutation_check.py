@@ -92,7 +92,15 @@ MUTATIONS: list[Mutation] = [
         "a spike disappears from a decimated chart",
     ),
     Mutation(
-        "a dtype changed",
+        "a dtype changed: positions.symbol",
+        "tables.py",
+        "{c: pd.Series(v, dtype=df[c].dtype) for c, v in cols.items()}",
+        '{c: pd.Series(v, dtype=df[c].dtype if c != "symbol" else "str") for c, v in cols.items()}',
+        ("test_tables.py::test_filled_schemas_first_read_and_incremental",),
+        "one column, not the last, becomes str with NaN (equal to \"string\", but not <NA>)",
+    ),
+    Mutation(
+        "a dtype changed: coded columns",
         "tables.py",
         '        return pd.array(arr, dtype="string")\n',
         '        return pd.array(arr, dtype="str")\n',
