@@ -585,4 +585,4 @@ def test_recording_process_killed_mid_stream_loads_losing_at_most_the_last_secon
     assert last.value == max(x["t"] for x in frames)
     lost = max(0, received_before_kill - len(frames))
     record("recording writer SIGKILL", f"kill -9 of the recording process; last {lost_s:.2f} s missing",
-           received_before_kill, f"{lost} (flushed every ≤1 s)")
+           f"{received_before_kill} received by the writer", f"{lost} not in the file (flushed every ≤1 s)")
