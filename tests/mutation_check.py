@@ -14,6 +14,7 @@ Usage::
     python tests/mutation_check.py --only jitter   # names containing "jitter"
     python tests/mutation_check.py --list
     python tests/mutation_check.py --tests-dir DIR # run another copy of tests/ (e.g. an old one)
+    python tests/mutation_check.py --jobs 1        # one mutant at a time (default: two)
 
 Adding a mutation: append a :class:`Mutation` with the file (relative to
 ``roma_notebook/``), the exact old and new text, and the tests (relative to the tests
@@ -24,6 +25,7 @@ whole check runs in CI and must stay under two minutes.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import re
 import shutil
@@ -212,7 +214,7 @@ def _pytest(tests: list[str], tests_dir: Path, src: Path, timeout: float) -> tup
     cmd = [
         sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
         # nbval's plugin alone costs ~2 s per process start, and no notebook runs here
-        "-p", "no:nbval", "-o", "addopts=", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO),
+        "-p", "no:nbval", "-p", "no:cov", "-o", "addopts=", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO),
         "--timeout", "120", *[str(tests_dir / t) for t in tests],
     ]
     t0 = time.monotonic()
@@ -234,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tests-dir", type=Path, default=REPO / "tests", help="the tests to run (default: tests/)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the run on the unmutated copy")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds per pytest run")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="mutants tested at once, each in its own copy of the package (default 2)")
     args = ap.parse_args(argv)
 
     chosen = [m for m in MUTATIONS if not args.only or any(o in m.name for o in args.only)]
@@ -251,14 +255,19 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.monotonic()
     tests_dir = args.tests_dir.resolve()
+    jobs = max(1, min(args.jobs, len(chosen)))
     with tempfile.TemporaryDirectory(prefix="roma-mutants-") as tmp:
-        src = Path(tmp)
-        pkg = src / "roma_notebook"
-        shutil.copytree(PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        # one copy of the package per worker: a worker plants its mutant in its own copy
+        copies = []
+        for k in range(jobs):
+            src = Path(tmp) / f"w{k}"
+            shutil.copytree(PACKAGE, src / "roma_notebook", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            copies.append(src)
         # the children must import the copy, not the repository or the installed package
+        src = copies[0]
         probe = subprocess.run([sys.executable, "-c", "import roma_notebook; print(roma_notebook.__file__)"],
                                cwd=src, env=_env(src), capture_output=True, text=True, timeout=60)
-        if not probe.stdout.strip().startswith(str(pkg)):
+        if not probe.stdout.strip().startswith(str(src / "roma_notebook")):
             print(f"the copy is not what gets imported: {probe.stdout.strip()} {probe.stderr}", file=sys.stderr)
             return 2
         if not args.no_baseline:
@@ -269,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(out[-3000:], file=sys.stderr)
                 print("the chosen tests must pass on the unmutated code", file=sys.stderr)
                 return 1
-        results = []
-        for m in chosen:
-            path = pkg / m.file
+
+        free = list(copies)
+
+        def run(m: Mutation) -> tuple[str, float, str, str]:
+            src = free.pop()  # list.pop/append are atomic: each worker holds one copy
+            path = src / "roma_notebook" / m.file
             original = path.read_text(encoding="utf-8")
             path.write_text(original.replace(m.old, m.new, 1), encoding="utf-8")
             try:
@@ -280,13 +292,18 @@ def main(argv: list[str] | None = None) -> int:
                 rc, out, secs = -1, "timed out", args.timeout
             finally:
                 path.write_text(original, encoding="utf-8")
+                free.append(src)
             # 1: tests failed (caught). 0: all passed (not caught). Anything else
             # (collection error, no tests, timeout) means the check itself is broken.
             verdict = {0: "NOT CAUGHT", 1: "caught"}.get(rc, f"error (exit {rc})")
-            results.append((m, verdict, secs, _first_failure(out)))
             print(f"{verdict:12} {secs:5.1f} s  {m.name}  [{_first_failure(out) or '-'}]", flush=True)
             if verdict != "caught":
                 print(out[-2000:], file=sys.stderr)
+            return verdict, secs, _first_failure(out), out
+
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            futures = [(m, pool.submit(run, m)) for m in chosen]
+            results = [(m, *f.result()[:3]) for m, f in futures]
     total = time.monotonic() - t_start
     bad = [m.name for m, v, _, _ in results if v != "caught"]
     print(f"\n{len(results) - len(bad)} of {len(results)} mutations caught in {total:.0f} s")
