@@ -126,6 +126,14 @@ MUTATIONS: list[Mutation] = [
         "close 1008 (unknown agent) is retried instead of failing the stream",
     ),
     Mutation(
+        "a failed stream keeps connecting",
+        "stream.py",
+        "                    self._fail(f.error)\n                    return\n",
+        "                    self._fail(f.error)\n                    continue\n",
+        ("test_stream.py::test_unknown_agent_fails_fast_and_is_not_retried",),
+        "after a fatal error (raised from wait_for as it should be) the task connects again",
+    ),
+    Mutation(
         "token left in a repr",
         "stream.py",
         'f"AgentStream({self.agent_id!r}, url={self.url!r}, ',
