@@ -1,9 +1,13 @@
 """What the fault tests measured, as the README's table.
 
-Each fault test calls :func:`record` with what it injected, how many frames the
-server sent (good and bad) and how many rows the client lost compared with what
-was sent. The line is printed (``pytest -s`` shows it) and upserted into
-``test-output/faults.md``, one row per fault, in a fixed order.
+Each fault test calls :func:`record` with what it injected, the frames the server
+sent (good and bad, counted by the server) and what the client lost, counted: good
+frames sent without their row in the client's table (scripted servers), or frames
+the simulator sent, by its own per-connection count, that the client never received.
+Where a count is not possible (a SIGKILLed server's count dies with it; a client
+that stops itself leaves frames in flight) the test says what it counted instead,
+or "not measured"; never a typed-in number. The line is printed (``pytest -s`` shows
+it) and upserted into ``test-output/faults.md``, one row per fault, in a fixed order.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ ORDER = [
 ]
 
 _HEAD = (
-    "| fault | injected | frames tried | rows lost |\n"
+    "| fault | injected | frames sent | rows lost |\n"
     "|---|---|---|---|\n"
 )
 _ROW = re.compile(r"^\| (?P<fault>[^|]+?) \| (?P<rest>.*)$")

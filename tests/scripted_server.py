@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable
 
 from websockets.asyncio.server import ServerConnection, serve
 
-__all__ = ["ScriptedServer", "wait_until"]
+__all__ = ["ScriptedServer", "wait_until", "closed_port", "wait_stream_done"]
 
 
 def wait_until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -27,6 +27,26 @@ def wait_until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "cond
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.01)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: bound by this test, then released.
+
+    Safer than assuming a well-known port (9, "discard") is closed: whatever the
+    machine runs, the kernel just handed this one out and nobody has it now.
+    """
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_stream_done(stream: Any, timeout: float = 10.0) -> None:
+    """Wait until the stream's connection task has ended (after a fatal error or
+    stop). From then on it cannot retry, so "no further attempt" is checked by a
+    condition rather than by sleeping and hoping a wrong retry would have shown."""
+    wait_until(lambda: stream._task is not None and stream._task.done(), timeout, "the stream task to end")
 
 
 class ScriptedServer:
@@ -82,7 +102,7 @@ class ScriptedServer:
             self._loop.run_until_complete(main())
             self._loop.close()
 
-        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread = threading.Thread(target=run, name="scripted-server", daemon=True)
         self._thread.start()
         ready.wait(10)
         if errors:

@@ -89,6 +89,19 @@ class SimProcess:
             t.join(5)
         return self.proc.returncode
 
+    def frames_sent(self) -> dict[str, int]:
+        """Frames the simulator sent per agent, from its own per-connection count.
+
+        Needs ``--log-level DEBUG`` among the args (the simulator logs each closed
+        connection's count at DEBUG) and a stopped process: only closed connections
+        are logged. Stopping the server before the client lets the client read all of
+        it, so the two counts can be compared.
+        """
+        sent: dict[str, int] = {}
+        for m in re.finditer(r"ws \S+ -> (\S+) closed \(code \S+, (\d+) frames", self.stderr):
+            sent[m.group(1)] = sent.get(m.group(1), 0) + int(m.group(2))
+        return sent
+
     def rss_kb(self) -> int:
         """Resident memory of the simulator process (kB)."""
         with open(f"/proc/{self.proc.pid}/status") as f:

@@ -452,7 +452,9 @@ def test_pnl_by_symbol_and_action():
 def test_two_agents_kept_separate():
     tables = {
         "account": pd.concat([account([100.0, 50.0], [0, 60], "a"),
-                              account([200.0, 300.0], [0, 60], "b")], ignore_index=True),
+                              # b stays below a's peak: a peak taken over both agents
+                              # would show b a drawdown it never had
+                              account([60.0, 90.0], [0, 60], "b")], ignore_index=True),
         "closed_trades": pd.concat([closed([-5.0], "a"), closed([8.0, 2.0], "b")], ignore_index=True),
     }
     m = A.metrics(tables)
@@ -463,7 +465,8 @@ def test_two_agents_kept_separate():
     assert m.loc["a", "n_trades"] == 1 and m.loc["b", "n_trades"] == 2
     assert m.loc["b", "roma_total_pnl"] == 10.0 and m.loc["a", "roma_total_pnl"] == -5.0
     eq = A.equity(tables)
-    assert eq.groupby("agent_id")["peak"].max().to_dict() == {"a": 100.0, "b": 300.0}
+    assert eq.groupby("agent_id")["peak"].max().to_dict() == {"a": 100.0, "b": 90.0}
+    assert eq.loc[eq["agent_id"] == "b", "drawdown"].tolist() == [0.0, 0.0]
 
 
 class _Recording:

@@ -119,11 +119,18 @@ def test_cache_scans_only_new_rows():
 
 
 def test_cache_notices_replaced_rows():
-    y = np.random.default_rng(2).normal(size=200_000)
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=200_000)
     c = MinMaxCache()
     c.indices(y, 1000, generation=0)
-    z = y.copy()
-    z[:150_000] = -z[:150_000]  # same length, same generation: a lying caller
+    # Same length, same generation, other rows: a lying caller. Fresh values move
+    # every bucket's extremes (negating would only swap each argmin with its
+    # argmax and give the same indices), so reusing the old buckets is visible.
+    # The whole series changes because the spot check looks at the newest 8
+    # buckets only: a caller replacing older rows must change the generation.
+    z = rng.normal(size=200_000)
+    stale = minmax_indices(y, 1000)
+    assert not np.array_equal(stale, minmax_indices(z, 1000)), "the replacement must change the answer"
     assert np.array_equal(c.indices(z, 1000, generation=0), minmax_indices(z, 1000))
     # and a new generation always starts over
     assert np.array_equal(c.indices(y, 1000, generation=1), minmax_indices(y, 1000))

@@ -28,6 +28,19 @@ START = "2026-01-01T00:00:00Z"
 T0 = pd.Timestamp(START)
 
 
+def stop_server_first(sim: SimProcess, g) -> tuple[int, int]:
+    """Stop the simulator, let every stream read what it sent up to its close, and
+    return (frames the server sent, frames it sent that the client never received),
+    both counted: the server per connection, the client per stream."""
+    before = {s.agent_id: s.connections["event"].tolist().count("disconnected") for s in g}
+    assert sim.stop() == 0, sim.stderr[-2000:]
+    wait_until(lambda: all(s.connections["event"].tolist().count("disconnected") > before[s.agent_id] for s in g),
+               15, "every stream to see the server close")
+    sent = sim.frames_sent()
+    assert set(sent) == {s.agent_id for s in g}, sent
+    return sum(sent.values()), sum(sent[s.agent_id] - s.stats()["messages"] for s in g)
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
@@ -38,7 +51,8 @@ def test_a_simulated_day_and_more_with_max_rows_keeps_memory_flat():
     agents = [f"agent-{i}" for i in range(4)]
     max_rows = 50
     # 20000 simulated seconds per real second: a day in ~4.3 s
-    sim = SimProcess(["--agents", ",".join(agents), "--seed", "5", "--speed", "20000", "--start-time", START])
+    sim = SimProcess(["--agents", ",".join(agents), "--seed", "5", "--speed", "20000", "--start-time", START,
+                      "--log-level", "DEBUG"])  # DEBUG: the server logs what it sent per connection
     tracemalloc.start()
     g = rn.connect(agents, url=sim.url, max_rows=max_rows)
 
@@ -72,6 +86,7 @@ def test_a_simulated_day_and_more_with_max_rows_keeps_memory_flat():
         h1, rss1 = sim_hours(), rss_bytes()
         mem1, rows1 = settle()
         assert all(st == "live" for st in g.state.values())
+        frames, lost = stop_server_first(sim, g)
     finally:
         tracemalloc.stop()
         g.stop()
@@ -85,7 +100,7 @@ def test_a_simulated_day_and_more_with_max_rows_keeps_memory_flat():
     assert rows > 10_000, rows
     assert growth < 80 * rows, (growth, rows, growth / rows)
     assert rss1 - rss0 < 50 * 2**20, (rss0, rss1)
-    drops = 0
+    drops = unaccounted = 0
     for s in g:
         for name in TABLE_NAMES:
             assert len(s.tables.frame(name)) <= max_rows, name
@@ -99,12 +114,13 @@ def test_a_simulated_day_and_more_with_max_rows_keeps_memory_flat():
                 continue
             assert t.loc[name, "rows"] <= max_rows
             # every row ever appended is either kept or counted as dropped
-            assert counts[name] == t.loc[name, "rows"] + t.loc[name, "dropped"], name
+            unaccounted += abs(counts[name] - t.loc[name, "rows"] - t.loc[name, "dropped"])
         drops += st["drops"]
+    assert unaccounted == 0 and lost == 0, (unaccounted, lost)
     record("long run with max_rows", f"{len(agents)} agents, {h1:.0f} simulated h at 20000×, "
            f"max_rows={max_rows}: {growth / 1e6:.2f} MB traced growth over {h1 - h0:.0f} h "
            f"({growth / rows:.0f} B per row appended)",
-           sum(int(s.stats()["messages"]) for s in g), f"0 unaccounted ({drops} oldest dropped, counted)")
+           frames, f"{lost} (rows: {unaccounted} unaccounted, {drops} oldest dropped by max_rows, counted)")
 
 
 # ---------------------------------------------------------------- concurrency stress
@@ -130,7 +146,7 @@ def check_cycles(cycles: pd.DataFrame, decisions: pd.DataFrame) -> int:
 def test_twenty_agents_two_readers_and_dashboards_for_half_a_minute():
     agents = [f"agent-{i:02d}" for i in range(20)]
     duration = 30.0
-    sim = SimProcess(["--agents", ",".join(agents), "--seed", "9", "--speed", "1200"])
+    sim = SimProcess(["--agents", ",".join(agents), "--seed", "9", "--speed", "1200", "--log-level", "DEBUG"])
     g = rn.connect(agents, url=sim.url)
     problems: list[str] = []
     old_hook = threading.excepthook
@@ -206,7 +222,8 @@ def test_twenty_agents_two_readers_and_dashboards_for_half_a_minute():
         wait_until(lambda: len(called) >= len(agents), 10, "callbacks ran")
         # the final state is consistent too
         n_cycles = check_cycles(g.cycles, g.decisions)
-        frames = int(stats["messages"].sum())
+        frames, lost = stop_server_first(sim, g)
+        assert lost == 0, lost
     finally:
         threading.excepthook = old_hook
         stop.set()
@@ -214,4 +231,4 @@ def test_twenty_agents_two_readers_and_dashboards_for_half_a_minute():
         sim.stop()
     assert d is not None and d.closed and gd is not None and gd.closed
     record("concurrency stress", f"20 agents, 2 reader threads ({reads['group']} + {reads['stream']} reads), "
-           f"2 dashboards, {duration:.0f} s; {n_cycles} cycles complete", frames, 0)
+           f"2 dashboards, {duration:.0f} s; {n_cycles} cycles complete", frames, lost)

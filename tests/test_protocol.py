@@ -15,7 +15,8 @@ from roma_notebook import protocol as P
 from roma_notebook.errors import ProtocolError, RomaError
 
 # ------------------------------------------------------------------ seed examples
-# The JSON blocks of seed/websocket-api.md, verbatim.
+# The JSON examples of the WebSocket API reference, verbatim (tests/data holds them;
+# test_simulator checks these copies against it).
 
 SEED_ACCOUNT = """{
   "type": "account_update",

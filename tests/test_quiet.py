@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+from scripted_server import closed_port
+
 
 def test_faults_in_the_background_print_nothing():
     script = textwrap.dedent(
@@ -20,7 +22,7 @@ def test_faults_in_the_background_print_nothing():
             s = rn.connect("a", url=sim.url, reconnect_base=0.05)
             s.on("account_update", lambda ev: 1 / 0)
             ghost = rn.connect("ghost", url=sim.url)
-            refused = rn.connect("a", url="ws://127.0.0.1:9", connect_retries=1, reconnect_base=0.01)
+            refused = rn.connect("a", url="ws://127.0.0.1:CLOSED_PORT", connect_retries=1, reconnect_base=0.01)
             s.wait_for("decision", count=3, timeout=30)
             deadline = time.monotonic() + 10
             while s.stats()["reconnects"] < 2 and time.monotonic() < deadline:
@@ -32,7 +34,7 @@ def test_faults_in_the_background_print_nothing():
                 x.stop()
             assert ghost.state == "failed" and refused.state == "failed"
         """
-    )
+    ).replace("CLOSED_PORT", str(closed_port()))  # a port this test bound and released
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""

@@ -289,6 +289,8 @@ def test_ping_flood_and_garbage_from_one_client_do_not_slow_the_others():
     # every connection first gets n account updates as fast as the server can send
     sim = SimProcess(["--agents", "hostile-target,measured", "--speed", "60", "--firehose", str(n)])
     try:
+        received = [0]  # frames the measured clients received, counted by them
+
         def rate() -> float:
             s = rn.connect("measured", url=sim.url)
             try:
@@ -297,6 +299,7 @@ def test_ping_flood_and_garbage_from_one_client_do_not_slow_the_others():
                 return n / (time.perf_counter() - t0)
             finally:
                 s.stop()
+                received[0] += s.stats()["messages"]
 
         rate()  # warm-up: imports, first frames
         rss0 = sim.rss_kb()
@@ -322,9 +325,12 @@ def test_ping_flood_and_garbage_from_one_client_do_not_slow_the_others():
     finally:
         assert sim.stop() == 0
     assert "sent too much data (close 1008)" in sim.stderr
+    # Each measured client stops itself while the firehose may still be sending, so the
+    # server's count and the client's differ by frames in flight: loss is not measured.
     record("ping flood + garbage (other client)",
            f"{conns} flooding connections; other client at {ratio:.2f}× its unflooded rate",
-           frames + 7 * n, 0)
+           f"{frames} flood frames sent by the flooders; {received[0]} received by the measured clients",
+           "not measured")
 
 
 def test_pings_from_a_client_that_never_reads_do_not_pile_up_pongs():

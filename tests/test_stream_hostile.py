@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 
@@ -13,7 +14,7 @@ import pytest
 import roma_notebook as rn
 from roma_notebook import protocol as P
 
-from scripted_server import ScriptedServer, wait_until
+from scripted_server import ScriptedServer, closed_port, wait_stream_done, wait_until
 
 BIG = 10 * 2**20
 
@@ -131,7 +132,7 @@ def test_callback_that_raises_or_blocks_does_not_stop_ingest():
 
 
 def test_callback_kind_is_validated():
-    s = rn.connect("a1", url="ws://127.0.0.1:9", connect_retries=0, reconnect_base=0.01)
+    s = rn.connect("a1", url=f"ws://127.0.0.1:{closed_port()}", connect_retries=0, reconnect_base=0.01)
     try:
         with pytest.raises(ValueError, match="unknown kind"):
             s.on("acount_update", print)
@@ -142,7 +143,7 @@ def test_callback_kind_is_validated():
 
 
 def test_connection_refused_at_start_fails_with_a_helpful_message():
-    s = rn.connect("a1", url="ws://127.0.0.1:9", connect_retries=2, reconnect_base=0.01)
+    s = rn.connect("a1", url=f"ws://127.0.0.1:{closed_port()}", connect_retries=2, reconnect_base=0.01)
     t0 = time.monotonic()
     with pytest.raises(rn.ConnectionFailed) as info:
         s.wait_for(timeout=20)
@@ -153,16 +154,38 @@ def test_connection_refused_at_start_fails_with_a_helpful_message():
     assert s.connections["event"].tolist().count("failed") == 1
 
 
+def test_reconnect_delays_are_exponential_with_full_jitter():
+    # Full jitter: each delay is uniform in [0, min(cap, base * 2**attempt)], so the
+    # clients of a restarted server do not all come back at the same moment.
+    base, cap, retries = 0.02, 0.08, 12
+    s = rn.connect("a1", url=f"ws://127.0.0.1:{closed_port()}", connect_retries=retries,
+                   reconnect_base=base, reconnect_cap=cap)
+    with pytest.raises(rn.ConnectionFailed):
+        s.wait_for(timeout=20)
+    s.stop()
+    details = s.connections.query("event == 'reconnecting'")["detail"].tolist()
+    assert len(details) == retries, details
+    delays = [float(re.fullmatch(r"attempt \d+ in (\d+\.\d+)s", d).group(1)) for d in details]
+    bounds = [min(cap, base * 2**k) for k in range(retries)]
+    # the detail rounds to 0.01 s
+    assert all(0 <= d <= b + 0.005 for d, b in zip(delays, bounds)), (delays, bounds)
+    # Without jitter every delay sits at its bound; with it each one lies below 90 % of
+    # its bound with probability >= 0.75 (after rounding), so all twelve at the bound
+    # happens less than once in 10**12 runs.
+    assert any(d < 0.9 * b for d, b in zip(delays, bounds)), (delays, bounds)
+
+
 def test_unknown_close_code_1008_is_fatal_and_not_retried():
     async def handler(ws):
         await ws.close(1008, "Agent not found: ghost")
 
     with ScriptedServer(handler) as srv:
         s = rn.connect("ghost", url=srv.url, reconnect_base=0.01)
+        # (a 1008 arrives within milliseconds; a retried one times out here instead)
         with pytest.raises(rn.AgentNotFound, match="Agent not found: ghost"):
-            s.wait_for(timeout=10)
+            s.wait_for(timeout=5)
         assert s.state == "failed"
-        time.sleep(0.3)  # give a (wrong) retry the chance to happen
+        wait_stream_done(s)  # the task has ended: a (wrong) retry would have happened by now
         assert srv.connections == 1
         s.stop()
 

@@ -129,8 +129,9 @@ def check_schema(name: str, df: pd.DataFrame) -> None:
     assert [c for c in cols if c in expected] == list(expected), (name, cols)
     for c, dtype in expected.items():
         assert df[c].dtype == dtype, (name, c, df[c].dtype, dtype)
-    if dtype == S:
-        assert df[c].dtype.na_value is pd.NA
+        if dtype == S:
+            # pandas' default "str" also equals "string" but holds NaN, not <NA>
+            assert df[c].dtype.na_value is pd.NA, (name, c, df[c].dtype)
     assert isinstance(df.index, pd.RangeIndex) and df.index.start == 0
 
 
