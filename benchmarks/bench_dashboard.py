@@ -197,11 +197,35 @@ def main() -> None:
                 sent_bytes.append(sum(SENT))
         n = n_next
     points = max(len(tr.x) for tr in warm.figure.data)
-    for _, d in runs.values():
-        assert d.refresh_errors == 0, d.last_refresh_error
     # both dashboards drew the same thing
     for a, b in zip(warm.figure.data, old.figure.data):
         assert np.array_equal(np.asarray(a.x), np.asarray(b.x)), a.name
+
+    # zoom into the last 15 % of the history, as the page's relayout does
+    xs = warm._series.x
+    lo, hi = int(xs[0] + 0.85 * (xs[-1] - xs[0])), int(xs[-1])
+    rows_in = int(((xs >= lo) & (xs <= hi)).sum())
+
+    def in_range(trace) -> int:
+        x = np.asarray(trace.x) * 1e6
+        return int(((x >= lo) & (x <= hi)).sum())
+
+    over_pts = in_range(warm.figure.data[0])
+    iso = [str(np.datetime64(v, "ns")) for v in (lo, hi)]
+    warm.figure.plotly_relayout({"xaxis.range[0]": iso[0], "xaxis.range[1]": iso[1]})
+    t = time.perf_counter()
+    warm.refresh()
+    zoom_first_ms = (time.perf_counter() - t) * 1e3
+    zoom_pts = in_range(warm.figure.data[0])
+    zoom_ms = []
+    for _ in range(max(args.refreshes // 2, 1)):
+        n = _more_rows(src, n, args.batch)
+        t = time.perf_counter()
+        warm.refresh()
+        zoom_ms.append((time.perf_counter() - t) * 1e3)
+    zoom_max = max(len(tr.x) for tr in warm.figure.data)
+    for _, d in runs.values():
+        assert d.refresh_errors == 0, d.last_refresh_error
     warm.close()
     old.close()
 
@@ -223,6 +247,11 @@ def main() -> None:
     print(f"| of which `Tables.frame` (before; ms) | {med(old_t) - med(view_ms['full re-read']):.1f} | | |")
     print(f"| speed-up, median before / after | {med(old_t) / med(new_t):.1f}x | | |")
     print(f"| bytes sent per refresh | {med(sent_bytes):,.0f} | {p95(sent_bytes):,.0f} | |")
+    print(f"| zoom to the last 15 %: points in range, overview -> zoomed (rows there) | "
+          f"{over_pts:,} -> {zoom_pts:,} ({rows_in:,} rows) | | <= max_points |")
+    print(f"| zoom: the refresh that re-decimates the range (ms) | {zoom_first_ms:.1f} | | |")
+    print(f"| refresh while zoomed, live rows arriving (ms) | {med(zoom_ms):.1f} | {p95(zoom_ms):.1f} | |")
+    print(f"| max points per trace while zoomed | {zoom_max:,} | | |")
     print(f"| max points per trace | {points:,} | | <= ~2,000 |")
     print(f"| first render, cold process (s) | {cold_s:.2f} | | |")
     print(f"| first render, warm (s) | {warm_s:.2f} | | < 3 |")
