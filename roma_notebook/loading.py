@@ -369,7 +369,13 @@ def _size(p: Path) -> int:
 # ---------------------------------------------------------------- load
 
 
-def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | None = None) -> Recording:
+def load(
+    path_or_paths: Any,
+    *,
+    max_rows: int | None = None,
+    progress: bool | None = None,
+    engine: str = "pandas",
+) -> Recording:
     """Load recordings, Parquet exports and ROMA-01 log folders into one :class:`Recording`.
 
     Args:
@@ -381,9 +387,14 @@ def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | No
         progress: None shows a progress bar when the load takes over a second
             (tqdm if installed, else an ipywidgets bar inside Jupyter), True
             always, False never.
+        engine: ``"pandas"`` (default) reads everything into memory; ``"dask"`` opens
+            one Parquet export lazily as a
+            :class:`~roma_notebook.dask_tables.DaskRecording` whose tables are dask
+            DataFrames (for data bigger than memory; needs dask).
 
     Returns:
-        A :class:`Recording` with the table properties of a live stream.
+        A :class:`Recording` with the table properties of a live stream (a
+        ``DaskRecording`` with ``engine="dask"``).
 
     Raises:
         FileNotFoundError: a path does not exist (or a pattern matches nothing).
@@ -395,6 +406,14 @@ def load(path_or_paths: Any, *, max_rows: int | None = None, progress: bool | No
         >>> rec = load(["day1.jsonl.gz", "day2.jsonl.gz"])   # doctest: +SKIP
         >>> rec.stats()   # doctest: +SKIP
     """
+    if engine == "dask":
+        from .dask_tables import load_dask
+
+        if max_rows is not None:
+            raise ValueError('max_rows does not apply to engine="dask" (nothing is held in memory)')
+        return load_dask(path_or_paths)  # type: ignore[return-value]
+    if engine != "pandas":
+        raise ValueError(f'engine must be "pandas" or "dask", got {engine!r}')
     paths = _expand(path_or_paths)
     plan: list[tuple[str, Path, str | None]] = []
     for p in paths:
