@@ -636,7 +636,8 @@ def metrics(
     trades = _trades_for_stats(tables)
     trades = trades[trades["pnl_usdt"].notna()]
 
-    idx = _agent_index([a for t in tables.values() for a in t["agent_id"]])
+    # unique() per table first: iterating every row of a million-row table costs seconds
+    idx = _agent_index([a for t in tables.values() for a in t["agent_id"].unique()])
     eq_g = dict(tuple(eq.groupby("agent_id", sort=False))) if len(eq) else {}
     tr_g = dict(tuple(trades.groupby("agent_id", sort=False))) if len(trades) else {}
 
