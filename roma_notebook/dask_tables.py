@@ -177,6 +177,10 @@ def load_dask(path: Any) -> DaskRecording:
     Raises:
         ValueError: ``path`` is not a Parquet export, or one of a newer version.
         ImportError: dask is not installed.
+
+    Example:
+        >>> rec = load_dask("export/")        # same as rn.load("export/", engine="dask")  # doctest: +SKIP
+        >>> rec.trades.compute()              # doctest: +SKIP
     """
     from .parquet import MANIFEST, PARQUET_VERSION, is_export
 
