@@ -6,6 +6,11 @@ Every function takes ``x``: anything with the table properties (``AgentStream``,
 ``agent_id`` and every time is tz-aware UTC. Empty or missing tables give empty frames or
 NaN values, never an exception.
 
+:func:`metrics`, :func:`equity`, :func:`drawdown`, :func:`round_trips` and
+:func:`roma_performance` also take a dask export (``rn.load(export, engine="dask")``) or a
+dict of dask DataFrames: they then run per agent, in parallel, on dask's scheduler, with
+the same code (see :mod:`roma_notebook.dask_tables`).
+
 Conventions used throughout (also stated in each docstring):
 
 * Trade P&L is ``pnl_usdt`` of ``closed_trades``. For an agent that has no closed trades,
@@ -32,6 +37,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .dask_tables import per_agent_on_dask
 
 __all__ = [
     "metrics",
@@ -364,6 +371,7 @@ def _equity(acc: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True).astype(_EQUITY_COLS)
 
 
+@per_agent_on_dask("account")
 def equity(x: Any) -> pd.DataFrame:
     """Account-value curve per agent with running peak and drawdown.
 
@@ -386,6 +394,7 @@ def equity(x: Any) -> pd.DataFrame:
     return _equity(_as_tables(x, "account")["account"])
 
 
+@per_agent_on_dask("account")
 def drawdown(x: Any) -> pd.DataFrame:
     """Drawdown series per agent: :func:`equity` without the equity columns.
 
@@ -594,6 +603,7 @@ def _agent_index(values: list[str]) -> pd.Index:
     return pd.Index(sorted(set(values)), dtype="string", name="agent_id")
 
 
+@per_agent_on_dask("trades", "closed_trades")
 def roma_performance(x: Any, *, lookback: int | None = 20) -> pd.DataFrame:
     """ROMA-01's ``/performance`` numbers, recomputed from closed trades.
 
@@ -650,6 +660,7 @@ _METRIC_DTYPES = {
 }
 
 
+@per_agent_on_dask("account", "trades", "closed_trades", "decisions")
 def metrics(
     x: Any,
     *,
@@ -735,7 +746,8 @@ def metrics(
     trades = _trades_for_stats(tables)
     trades = trades[trades["pnl_usdt"].notna()]
 
-    idx = _agent_index([a for t in tables.values() for a in t["agent_id"]])
+    # unique() per table first: iterating every row of a million-row table costs seconds
+    idx = _agent_index([a for t in tables.values() for a in t["agent_id"].unique()])
     eq_g = dict(tuple(eq.groupby("agent_id", sort=False))) if len(eq) else {}
     tr_g = dict(tuple(trades.groupby("agent_id", sort=False))) if len(trades) else {}
 
@@ -779,6 +791,7 @@ def metrics(
 
 # --------------------------------------------------------------------------- round trips
 
+@per_agent_on_dask("trades")
 def round_trips(x: Any) -> pd.DataFrame:
     """Closed round trips rebuilt from fills (the ``trades`` table).
 

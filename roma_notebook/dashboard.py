@@ -14,6 +14,8 @@ other cells run. Design points, each measured (see
 - Histories longer than ``max_points`` are min/max-decimated
   (:mod:`roma_notebook.decimate`) before they reach the browser: spikes survive
   and a million rows ship as at most ``max_points`` points per trace.
+- Zooming or panning re-decimates the visible range from the full history on the
+  next frame (:mod:`roma_notebook.zoom`); a double-click returns to the overview.
 - Tables and feeds are ``ipywidgets.HTML`` strings (one message per change); the
   background thread never prints and never uses ``with output:``.
 - Nothing raises into the kernel: a failing refresh is caught, counted
@@ -42,6 +44,7 @@ import pandas as pd
 
 from .render_scheduler import RenderScheduler
 from .decimate import MinMaxCache
+from .zoom import XZoom, zoom_slice
 from .views_html import (
     GREEN,
     RED,
@@ -107,6 +110,11 @@ def _figure_class() -> Any:
     - When an update replaces the x data of a shown figure, plotly.js re-guesses
       the axis type and draws epoch milliseconds on a ``linear`` axis. The axis
       type rides along in the same message, so there is still a single redraw.
+
+    It also hands every relayout the page reports (zoom, pan, double-click) to
+    ``_relayout_hooks``, after noting ``autorange: False`` for an axis given a
+    range, as plotly.js does in the page: otherwise a later ``autorange = True``
+    set from Python would equal the stale value and never be sent.
     """
     global _FIGURE_CLASS
     if _FIGURE_CLASS is None:
@@ -115,6 +123,17 @@ def _figure_class() -> Any:
 
         class CompleteUpdateFigureWidget(go.FigureWidget):
             _date_axes: tuple[str, ...] = ()
+            _relayout_hooks: tuple[Any, ...] = ()
+
+            def plotly_relayout(self, relayout_data, **kwargs):
+                data = dict(relayout_data or {})
+                for key in list(data):
+                    axis, _, prop = key.partition(".")
+                    if prop.startswith("range") and axis[1:5] == "axis":
+                        data.setdefault(f"{axis}.autorange", False)
+                super().plotly_relayout(data, **kwargs)
+                for hook in self._relayout_hooks:
+                    hook(data)
 
             def _send_update_msg(self, restyle_data, relayout_data, trace_indexes=None,
                                  source_view_id=None):
@@ -274,6 +293,9 @@ class _ViewBase:
         self._widgets_made: list[Any] = []
         self._scheduler: RenderScheduler | None = None
         self.status_period = 1.0  # seconds between status-only refreshes
+        self._zoom = XZoom()  # the figure's x range; dashboards set its axes
+        self._zoom_decim: dict[str, MinMaxCache] = {}  # apart from the overview's caches
+        self._autorange_pending = False
 
     # --------------------------------------------------------------- scheduling
 
@@ -383,7 +405,49 @@ class _ViewBase:
 
     def _on_window(self, change: dict) -> None:
         self._window_key, self._window_ns = parse_window(change["new"])
+        if self._zoom.reset():  # a new window shows the window, not an old zoom
+            self._autorange_pending = True
         self._controls_version += 1
+
+    # --------------------------------------------------------------- zoom
+
+    def _watch_zoom(self, fig: Any, axes: tuple[str, ...]) -> None:
+        self._zoom = XZoom(axes)
+        fig._relayout_hooks = (self._on_relayout,)
+
+    def _on_relayout(self, data: dict) -> None:
+        # the kernel thread, when the page reports a zoom, pan or double-click:
+        # only note it; the scheduler re-decimates on its next frame
+        try:
+            if self._zoom.relayout(data):
+                self._controls_version += 1
+        except Exception as exc:  # noqa: BLE001 - a UI callback must not raise
+            self._note_error(exc)
+
+    @property
+    def x_range(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The x range the user zoomed to (UTC), or None when showing the overview."""
+        r = self._zoom.range_ns
+        return None if r is None else (pd.Timestamp(r[0], tz="UTC"), pd.Timestamp(r[1], tz="UTC"))
+
+    def _zoomed_xy(self, s: AccountSeries, which: str, y: np.ndarray, end_ns: int | None):
+        """Decimated ``(x, y)`` of one trace: the zoomed range when zoomed, else the window."""
+        r = self._zoom.range_ns
+        g = (s.generation, self.max_points)
+        if r is not None:
+            sel = zoom_slice(s.x, s.monotonic, r[0], r[1])
+            cache = self._zoom_decim.setdefault(which, MinMaxCache())
+        else:
+            sel = window_slice(s.x, s.monotonic, end_ns, self._window_ns)
+            cache = self._decim.setdefault(which, MinMaxCache())
+        return chart_xy(s.x, y, s.offset, self.max_points, sel, cache, g)
+
+    def _apply_autorange(self, fig: Any) -> None:
+        # inside the refresh's batch_update: the figure leaves the old zoom
+        if self._autorange_pending:
+            for ax in self._zoom.axes:
+                fig.layout[ax].autorange = True
+            self._autorange_pending = False
 
     # --------------------------------------------------------------- display
 
@@ -563,6 +627,7 @@ class Dashboard(_ViewBase):
         fig.update_yaxes(title_text="P&L", row=2, col=1)
         self.figure = _figure_class()(fig)
         self.figure._date_axes = ("xaxis", "xaxis2")
+        self._watch_zoom(self.figure, ("xaxis", "xaxis2"))
 
         self.status = W.HTML()
         self._make_controls(W)
@@ -649,9 +714,8 @@ class Dashboard(_ViewBase):
         if self._window_ns is not None and s.last_ns is not None:
             start_ns = s.last_ns - self._window_ns
         symbol = self._symbol()
-        g = (s.generation, self.max_points)
-        bx, by = chart_xy(s.x, s.balance, s.offset, self.max_points, sel, self._decim["balance"], g)
-        px, py = chart_xy(s.x, s.pnl, s.offset, self.max_points, sel, self._decim["pnl"], g)
+        bx, by = self._zoomed_xy(s, "balance", s.balance, s.last_ns)
+        px, py = self._zoomed_xy(s, "pnl", s.pnl, s.last_ns)
         limit = min(self.max_points, 1000)
         buys, sells = self._memo(
             "fills", (self._fills.version, symbol, limit),
@@ -743,12 +807,13 @@ class Dashboard(_ViewBase):
         tv = self.tables.table_version
         chart_key = (
             tv("account"), tv("trades"), tv("cycles"), tv("decisions"),
-            self._window_key, self.symbol_dropdown.value, self.max_points,
+            self._window_key, self.symbol_dropdown.value, self.max_points, self._zoom.version,
         )
         if chart_key != self._chart_key:
             data = self._chart_data()
             fig = self.figure
             with fig.batch_update():
+                self._apply_autorange(fig)
                 b, buys, sells, d, p = fig.data
                 b.x, b.y = data["balance"]
                 p.x, p.y = data["pnl"]
@@ -940,6 +1005,7 @@ class GroupDashboard(_ViewBase):
         self._trace_agents = list(self._streams())
         self.figure = _figure_class()(data=traces, layout=layout)
         self.figure._date_axes = ("xaxis",)
+        self._watch_zoom(self.figure, ("xaxis",))
         self.status = W.HTML()
         self.leaderboard = W.HTML()
         self._make_controls(W)
@@ -1020,7 +1086,7 @@ class GroupDashboard(_ViewBase):
             if a not in self._series:
                 self._series[a] = AccountSeries(s.tables)
         versions = tuple(s.tables.table_version("account") for s in streams.values())
-        chart_key = (versions, self._window_key, tuple(streams))
+        chart_key = (versions, self._window_key, tuple(streams), self._zoom.version)
         if chart_key != self._chart_key:
             self._push_chart(streams)
             self._chart_key = chart_key
@@ -1045,6 +1111,7 @@ class GroupDashboard(_ViewBase):
         _, go, _ = _widgets()
         Scatter = go.Scattergl if self.webgl else go.Scatter
         with fig.batch_update():
+            self._apply_autorange(fig)
             for i, a in enumerate(streams):
                 if a not in self._trace_agents:  # an agent joined after the view was built
                     fig.add_trace(Scatter(x=[], y=[], mode="lines", name=str(a),
@@ -1052,10 +1119,7 @@ class GroupDashboard(_ViewBase):
                                           hovertemplate="%{y:,.2f}"))
                     self._trace_agents.append(a)
             for a, s in self._series.items():
-                sel = window_slice(s.x, s.monotonic, end, self._window_ns)
-                cache = self._decim.setdefault(a, MinMaxCache())
-                x, y = chart_xy(s.x, s.balance, s.offset, self.max_points, sel, cache,
-                                (s.generation, self.max_points))
+                x, y = self._zoomed_xy(s, a, s.balance, end)
                 tr = fig.data[self._trace_agents.index(a)]
                 tr.x, tr.y = x, y
         self.figure_update_count += 1

@@ -451,6 +451,7 @@ def load(
     since: Any = None,
     until: Any = None,
     timeout: float = 5.0,
+    engine: str = "pandas",
 ) -> Recording:
     """Load recordings, Parquet exports and ROMA-01 log folders into one :class:`Recording`.
 
@@ -471,9 +472,14 @@ def load(
             values are UTC).
         timeout: SQLite stores only: seconds to wait for a writer's lock before
             :class:`~roma_notebook.roma_store.StoreLocked`.
+        engine: ``"pandas"`` (default) reads everything into memory; ``"dask"`` opens
+            one Parquet export lazily as a
+            :class:`~roma_notebook.dask_tables.DaskRecording` whose tables are dask
+            DataFrames (for data bigger than memory; needs dask).
 
     Returns:
-        A :class:`Recording` with the table properties of a live stream.
+        A :class:`Recording` with the table properties of a live stream (a
+        ``DaskRecording`` with ``engine="dask"``).
 
     Raises:
         FileNotFoundError: a path does not exist (or a pattern matches nothing).
@@ -487,6 +493,14 @@ def load(
         >>> rec = load(["day1.jsonl.gz", "day2.jsonl.gz"])   # doctest: +SKIP
         >>> rec.stats()   # doctest: +SKIP
     """
+    if engine == "dask":
+        from .dask_tables import load_dask
+
+        if max_rows is not None:
+            raise ValueError('max_rows does not apply to engine="dask" (nothing is held in memory)')
+        return load_dask(path_or_paths)  # type: ignore[return-value]
+    if engine != "pandas":
+        raise ValueError(f'engine must be "pandas" or "dask", got {engine!r}')
     paths = _expand(path_or_paths)
     plan: list[tuple[str, Path, str | None]] = []
     for p in paths:

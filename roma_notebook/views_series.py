@@ -95,7 +95,12 @@ def ns_to_ms(x_ns: np.ndarray) -> np.ndarray:
 
 
 class AccountSeries:
-    """The account history of one ``Tables`` as numpy arrays, refreshed on change.
+    """The account history of one ``Tables`` as numpy arrays, grown by incremental reads.
+
+    Each :meth:`update` takes only the rows appended since the last one
+    (:meth:`Tables.read_since <roma_notebook.tables.Tables.read_since>`) and
+    appends them to arrays that grow by doubling, so a refresh costs the new
+    rows whatever the length of the history.
 
     Attributes:
         x: int64 epoch nanoseconds of each row (the row's ``timestamp``).
@@ -106,46 +111,92 @@ class AccountSeries:
         version: the table version the arrays reflect.
         generation: changes when rows were replaced rather than appended, which
             tells decimation caches to start over.
+
+    The arrays are views that stay valid after later updates (new rows go past
+    their end or into fresh arrays), so a caller may hold them across updates.
     """
 
     def __init__(self, tables: Any):
         self.tables = tables
         self.version = -1
-        self.x = np.empty(0, np.int64)
-        self.balance = np.empty(0)
-        self.pnl = np.empty(0)
         self.offset = 0
         self.monotonic = True
         self.generation = 0
+        self._cursor: Any = None
+        self._clear()
+
+    def _clear(self) -> None:
+        self._xb = np.empty(0, np.int64)
+        self._bb = np.empty(0)
+        self._pb = np.empty(0)
+        self._lo = self._hi = 0  # the rows are buffer[_lo:_hi]
+        self._last_drop = -1  # absolute row number of the newest row earlier than its predecessor
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._xb[self._lo : self._hi]
+
+    @property
+    def balance(self) -> np.ndarray:
+        return self._bb[self._lo : self._hi]
+
+    @property
+    def pnl(self) -> np.ndarray:
+        return self._pb[self._lo : self._hi]
 
     def __len__(self) -> int:
-        return len(self.x)
+        return self._hi - self._lo
 
     def update(self) -> bool:
-        """Re-read the table if it changed. Returns True when the arrays changed."""
+        """Take in the rows appended since the last update. Returns True when the arrays changed."""
         v = self.tables.table_version("account")
         if v == self.version:
             return False
         # version first: rows landing while we read show up at the next update
-        df = self.tables.frame("account")
-        total = self.tables.counts().get("account", len(df))
-        x = df["timestamp"].array.asi8  # zero-copy int64 view; to_numpy() boxes objects
-        prev_n, prev_mono, prev_offset = len(self.x), self.monotonic, self.offset
-        offset = max(0, int(total) - len(df))
-        if len(x) >= prev_n and offset == prev_offset and prev_n:
-            # only the new rows (and their join with the old ones) need checking
-            mono = prev_mono and bool(np.all(np.diff(x[prev_n - 1 :]) >= 0))
-        else:
-            mono = bool(np.all(np.diff(x) >= 0)) if len(x) > 1 else True
-        if len(x) + offset < prev_n + prev_offset or offset < prev_offset:
-            self.generation += 1  # rows went away from the end: not append-only
-        self.x = x
-        self.balance = df["total_balance"].to_numpy(dtype=np.float64, na_value=np.nan)
-        self.pnl = df["unrealized_pnl"].to_numpy(dtype=np.float64, na_value=np.nan)
-        self.offset = offset
-        self.monotonic = mono
+        rows, cur = self.tables.read_since("account", self._cursor)
+        self._cursor = cur
         self.version = v
-        return True
+        changed = bool(len(rows))
+        if cur.reset:
+            self._clear()
+            self.offset = cur.first
+            self.generation += 1
+            changed = True
+        if cur.first > self.offset:  # max_rows dropped old rows: drop ours too
+            self._lo = min(self._lo + cur.first - self.offset, self._hi)
+            self.offset = cur.first
+            changed = True
+        if len(rows):
+            self._append(
+                rows["timestamp"].array.asi8,  # zero-copy int64 view; to_numpy() boxes objects
+                rows["total_balance"].to_numpy(dtype=np.float64, na_value=np.nan),
+                rows["unrealized_pnl"].to_numpy(dtype=np.float64, na_value=np.nan),
+            )
+        self.monotonic = self._last_drop <= self.offset
+        return changed
+
+    def _append(self, x: np.ndarray, bal: np.ndarray, pnl: np.ndarray) -> None:
+        k, n = len(x), len(self)
+        # where the new rows (and their join with the old ones) step back in time
+        prev = self._xb[self._hi - 1 : self._hi]
+        steps = np.diff(np.concatenate([prev, x]))
+        back = np.flatnonzero(steps < 0)
+        if len(back):
+            self._last_drop = self.offset + n - len(prev) + int(back[-1]) + 1
+        if self._hi + k > len(self._xb):
+            # grow (or compact) into fresh arrays: views handed out before keep their rows
+            cap = max(2 * (n + k), 1024)
+            for name in ("_xb", "_bb", "_pb"):
+                old = getattr(self, name)
+                new = np.empty(cap, dtype=old.dtype)
+                new[:n] = old[self._lo : self._hi]
+                setattr(self, name, new)
+            self._lo, self._hi = 0, n
+        end = self._hi + k
+        self._xb[self._hi : end] = x
+        self._bb[self._hi : end] = bal
+        self._pb[self._hi : end] = pnl
+        self._hi = end
 
     def value_at(self, t_ns: np.ndarray, which: str = "balance") -> np.ndarray:
         """Values of the series at times ``t_ns`` (step: last row at or before each)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import shutil
 import threading
 import time
 
@@ -105,3 +106,18 @@ def nothing_left_running():
     while (left := leftovers(threads_before)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, "the tests left these running:\n  " + "\n  ".join(left)
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The chromium executable for the real-browser tests. Missing, it fails the
+    test: a skip would let a run go green without its real-browser checks.
+    ``ROMA_SKIP_BROWSER=1`` skips them on purpose (a local run on a machine
+    without chromium); CI never sets it."""
+    if os.environ.get("ROMA_SKIP_BROWSER") == "1":
+        pytest.skip("ROMA_SKIP_BROWSER=1: the real-browser test is skipped on request")
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("chromium is not installed (apt-get install chromium); "
+                    "set ROMA_SKIP_BROWSER=1 to skip this test on purpose")
+    return path

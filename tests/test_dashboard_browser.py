@@ -8,13 +8,19 @@ thread reach the page), and the positions table and decisions feed must show
 rows. A screenshot goes to ``test-output/dashboard.png`` (and to the README's
 ``docs/dashboard.png`` when ``ROMA_UPDATE_SCREENSHOT=1``).
 
+A second test zooms a dashboard over a long history the way a user does (a mouse
+drag over the last 15 % of the x axis, then a double-click) and counts the points
+plotted inside the zoomed range against the rows there.
+
 Fails when chromium is not installed (CI installs it); ``ROMA_SKIP_BROWSER=1`` skips it
 on purpose.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -29,7 +35,6 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium")
 TOKEN = "roma-browser-test"
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -64,11 +69,11 @@ def _get(url: str, method: str = "GET") -> bytes:
         return r.read()
 
 
-def _write_notebook(path: Path) -> None:
+def _write_notebook(path: Path, cells: list[str] = NOTEBOOK_CELLS) -> None:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in NOTEBOOK_CELLS]
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
 
@@ -76,12 +81,25 @@ def _write_notebook(path: Path) -> None:
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server; yields its base URL; shuts kernels and server down."""
+    with _lab_server(tmp_path, NOTEBOOK_CELLS) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def _lab_server(tmp_path: Path, cells: list[str], all_cells_in_dom: bool = False):
     root = tmp_path / "root"
     root.mkdir()
-    _write_notebook(root / "NB.ipynb")
+    _write_notebook(root / "NB.ipynb", cells)
     port = _free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    if all_cells_in_dom:
+        # JupyterLab 4 drops cells outside the viewport from the DOM (windowing)
+        settings = tmp_path / "settings"
+        tracker = settings / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True)
+        (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+        env["JUPYTERLAB_SETTINGS_DIR"] = str(settings)
     log = open(tmp_path / "lab.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
@@ -117,19 +135,6 @@ def lab(tmp_path):
             proc.kill()
             proc.wait(5)
         log.close()
-
-
-@pytest.fixture
-def chromium() -> str:
-    """The chromium executable. Missing, it fails the test: a skip would let a run go
-    green without its only real-browser check. ``ROMA_SKIP_BROWSER=1`` skips it on
-    purpose (a local run on a machine without chromium); CI never sets it."""
-    if os.environ.get("ROMA_SKIP_BROWSER") == "1":
-        pytest.skip("ROMA_SKIP_BROWSER=1: the real-browser test is skipped on request")
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed (apt-get install chromium); "
-                    "set ROMA_SKIP_BROWSER=1 to skip this test on purpose")
-    return CHROMIUM
 
 
 def test_dashboard_updates_live_in_jupyterlab(chromium, lab):
@@ -222,3 +227,129 @@ def test_dashboard_updates_live_in_jupyterlab(chromium, lab):
         docs = ROOT / "docs"
         docs.mkdir(exist_ok=True)
         shutil.copyfile(out / "dashboard.png", docs / "dashboard.png")
+
+
+# --------------------------------------------------------------------- zoom
+
+ZOOM_ROWS = 20_000  # account rows of history, one a second from ZOOM_T0
+ZOOM_T0_MS = 1_760_000_000_000
+ZOOM_CELLS = [
+    "import math, threading\n"
+    "from roma_notebook import protocol as P\n"
+    "from roma_notebook.dashboard import Dashboard\n"
+    "from roma_notebook.loading import Recording\n"
+    "from roma_notebook.tables import Tables",
+    # a long history, then live rows one (data) second apart, 20 a (wall) second
+    f"T0, SEC, N = {ZOOM_T0_MS} * 10**6, 10**9, {ZOOM_ROWS}\n"
+    "tables = Tables()\n"
+    "def row(i):\n"
+    "    t = T0 + i * SEC\n"
+    "    tables.append('zoom-agent', P.AccountUpdate(t, 10_000 + 50 * math.sin(i / 300)\n"
+    "                  + (i % 17) * 0.3, 9_000.0, (i % 23) - 11.0, 10.0), t)\n"
+    "for i in range(N):\n"
+    "    row(i)\n"
+    "stop = threading.Event()\n"
+    "def feed():\n"
+    "    i = N\n"
+    "    while not stop.wait(0.05):\n"
+    "        row(i)\n"
+    "        i += 1\n"
+    "threading.Thread(target=feed, daemon=True).start()",
+    "dash = Dashboard(Recording(tables), fps=4, max_points=2000)\n"
+    "dash",
+]
+
+
+@pytest.fixture
+def zoom_lab(tmp_path):
+    with _lab_server(tmp_path, ZOOM_CELLS, all_cells_in_dom=True) as base:
+        yield base
+
+
+# points of the balance trace inside [lo, hi] (epoch ms), the axis range, the first x
+_ZOOM_PROBE = """([lo, hi]) => {
+    const gd = document.querySelector('.js-plotly-plot');
+    if (!gd || !gd.data || !gd.data[0] || !gd.data[0].x) return null;
+    const x = Array.from(gd.data[0].x);
+    const xa = gd._fullLayout.xaxis;
+    return {n: x.length, inRange: x.filter(v => v >= lo && v <= hi).length, first: x[0],
+            last: x[x.length - 1], range: xa.range.map(r => xa.r2l(r))};
+}"""
+
+
+def test_zoom_in_the_browser_shows_detail_and_double_click_returns(chromium, zoom_lab):
+    from playwright.sync_api import sync_playwright
+
+    out = ROOT / "test-output"
+    out.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(f"{zoom_lab}/lab/tree/NB.ipynb?reset&token={TOKEN}")
+            page.wait_for_function(
+                """() => {
+                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                    const k = w && w.sessionContext && w.sessionContext.session
+                              && w.sessionContext.session.kernel;
+                    return k && k.status === 'idle';
+                }""",
+                timeout=30_000,
+            )
+            # toasts would lie over the plot and take the mouse events
+            page.add_style_tag(content=".Toastify { display: none !important; }")
+            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            page.wait_for_function(
+                "() => { const gd = document.querySelector('.js-plotly-plot');"
+                " return gd && gd.data && gd.data[0].x && gd.data[0].x.length > 1000; }",
+                timeout=60_000,
+            )
+            gd = page.locator(".js-plotly-plot").first
+            gd.scroll_into_view_if_needed()
+            # the user drags over the last 15 % of the axis (x only: no vertical move)
+            box = page.evaluate("""() => {
+                const gd = document.querySelector('.js-plotly-plot');
+                const r = gd.getBoundingClientRect(), L = gd._fullLayout;
+                const xa = L.xaxis, ya = L.yaxis, [a, b] = xa.range.map(v => xa.r2l(v));
+                return {x0: r.left + xa._offset + xa.l2p(a + 0.85 * (b - a)),
+                        x1: r.left + xa._offset + xa._length - 1,
+                        y: r.top + ya._offset + ya._length / 2};
+            }""")
+            overview = None
+            page.mouse.move(box["x0"], box["y"])
+            page.mouse.down()
+            page.mouse.move(box["x1"], box["y"], steps=12)
+            page.mouse.up()
+            page.wait_for_function(
+                "() => { const xa = document.querySelector('.js-plotly-plot')._fullLayout.xaxis;"
+                " return xa.autorange === false; }", timeout=10_000,
+            )
+            lo, hi = page.evaluate(
+                "() => { const xa = document.querySelector('.js-plotly-plot')._fullLayout.xaxis;"
+                " return xa.range.map(r => xa.r2l(r)); }"
+            )
+            overview = page.evaluate(_ZOOM_PROBE, [lo, hi])
+            # rows of the history in the range: one a second from ZOOM_T0_MS
+            rows = math.floor((hi - ZOOM_T0_MS) / 1000) - math.ceil((lo - ZOOM_T0_MS) / 1000) + 1
+            assert rows > 2000, (lo, hi, rows)  # more than the point budget: decimated
+            page.wait_for_function(
+                f"() => ({_ZOOM_PROBE})([{lo}, {hi}]).inRange > 3 * {overview['inRange']}",
+                timeout=10_000,
+            )
+            zoomed = page.evaluate(_ZOOM_PROBE, [lo, hi])
+            assert overview["inRange"] * 3 < zoomed["inRange"] <= min(2000, rows), (overview, zoomed)
+            assert zoomed["n"] <= 2000
+            # the new data did not move the user's range (plotly.js re-writes a date
+            # range at the precision it shows, here whole seconds)
+            assert zoomed["range"] == pytest.approx([lo, hi], abs=(hi - lo) * 1e-3)
+            page.locator(".roma-dashboard").first.screenshot(path=str(out / "dashboard-zoomed.png"))
+            # double-click: back to the overview, which has grown while zoomed
+            page.mouse.dblclick((box["x0"] + box["x1"]) / 2, box["y"])
+            page.wait_for_function(
+                f"() => ({_ZOOM_PROBE})([{lo}, {hi}]).first === {ZOOM_T0_MS}", timeout=10_000
+            )
+            back = page.evaluate(_ZOOM_PROBE, [lo, hi])
+            assert back["n"] <= 2000 and back["inRange"] < zoomed["inRange"]
+            assert back["last"] > hi  # live rows kept coming in while zoomed
+        finally:
+            browser.close()

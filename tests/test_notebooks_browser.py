@@ -17,7 +17,6 @@ Skipped only when chromium is not installed (CI installs it).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from scripted_server import wait_until
-from test_dashboard_browser import ARGS, CHROMIUM
+from test_dashboard_browser import ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -121,8 +120,7 @@ def _status(base: str, token: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-def test_run_all_in_jupyterlab_for_every_notebook(lab):
+def test_run_all_in_jupyterlab_for_every_notebook(chromium, lab):
     from playwright.sync_api import sync_playwright
 
     base, token, log, stderr = lab
@@ -131,7 +129,7 @@ def test_run_all_in_jupyterlab_for_every_notebook(lab):
     assert len(NOTEBOOKS) >= 4
     timings = {}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
         try:
             for nb in NOTEBOOKS:
                 t0 = time.monotonic()
