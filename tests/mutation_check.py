@@ -181,10 +181,30 @@ MUTATIONS: list[Mutation] = [
         ("test_tables.py::test_zero_amount_positions_are_not_open",),
         "a position of amount 0 is listed in positions",
     ),
-    # "heartbeat sent to a snapshot server": add once stream.py stops sending the
-    # JSON {"type": "ping"} to servers that never answered one (the mutation puts
-    # the unconditional send back; the test is the one that asserts no JSON ping
-    # reaches a roma-backend snapshot server).
+    Mutation(
+        "heartbeat sent to a snapshot server",
+        "stream.py",
+        '            if self.dialect == "documented":\n                await ws.send(ping)\n',
+        "            await ws.send(ping)\n",
+        ("test_roma_current.py::test_no_application_message_reaches_a_real_backend",),
+        "the JSON ping goes to real backends, which then stop reading the connection",
+    ),
+    Mutation(
+        "server error frame dropped",
+        "tables.py",
+        '            self.add_error(agent_id, "server_error", e.message, e.message, received_ns, seq, source)\n',
+        "            pass\n",
+        ("test_roma_current.py::test_server_errors_are_rows_and_counted",),
+        "the current backend's error frames leave no errors row",
+    ),
+    Mutation(
+        "net equity as the account value",
+        "protocol.py",
+        '        total = _num(rec, "gross_equity", where)\n',
+        '        total = _num(rec, "equity", where)\n',
+        ("test_roma_current.py::test_equity_points_and_account_state_are_gross_with_the_net_kept_aside",),
+        "backfilled balances net of ROMA-01's phantom deposits",
+    ),
 ]
 
 

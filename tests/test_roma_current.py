@@ -385,3 +385,14 @@ def test_round_trips_from_the_simulators_fills_are_its_closed_trades():
         # fills carry no fees: the gross P&L of the trade
         gross = (t.close_price - t.entry_price) * t.quantity * (1 if t.side == "long" else -1)
         assert row.pnl_usdt == pytest.approx(gross, abs=1e-6)
+
+
+@pytest.mark.parametrize("dialect", ["roma-backend", "roma-current"])
+def test_no_application_message_reaches_a_real_backend(dialect):
+    """With a heartbeat due every 0.2 s, a real backend still never receives a
+    data frame (it would stop reading the connection)."""
+    with rn.Simulator([AGENT], seed=1, dialect=dialect, snapshot_interval=0.1) as sim:
+        with rn.connect(AGENT, url=sim.url, heartbeat=0.2) as s:
+            s.wait_for("account", count=12, timeout=30)  # >= 1 s: five heartbeats were due
+            assert s.dialect == dialect
+        assert sim.stats()["deaf_connections"] == 0
