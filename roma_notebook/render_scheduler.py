@@ -3,7 +3,8 @@
 Live views must keep moving while a notebook cell blocks, so they cannot run on
 the kernel's own event loop (it freezes while a cell runs, then bursts). They run
 as one asyncio task on :func:`roma_notebook.loop.background_loop` instead, and
-widget updates sent from that thread reach the browser (see shared/TESTING.md).
+widget updates sent from that thread reach the browser (measured in JupyterLab 4 /
+ipykernel 7; tests/test_dashboard_browser.py checks it in a real browser).
 
 The scheduler only decides *when*: it calls ``tick()`` at most ``fps`` times a
 second. The view decides *whether* anything changed (it compares table versions)
