@@ -25,6 +25,19 @@ from roma_notebook.tables import TABLE_COLUMNS  # noqa: E402
 FUNCTIONS = [rn.metrics, rn.equity, rn.drawdown, rn.round_trips, roma_performance]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _dask_pool_stopped():
+    """dask's threaded scheduler keeps one process-wide pool of workers after a
+    compute; stop it once this module is done, so the session's leak check
+    still sees every thread the tests started (none may outlive them)."""
+    yield
+    import dask.threaded
+
+    pool, dask.threaded.default_pool = dask.threaded.default_pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     rec = rn.load(rn.sample_recording())

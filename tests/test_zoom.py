@@ -125,6 +125,8 @@ def test_live_rows_keep_arriving_while_zoomed_and_autorange_returns_to_the_overv
     # rows past the range wait off-screen: the drawn data stop one row after it
     src.accounts(1_000)
     wait_until(lambda: d.tables.table_version("account") == d._series.version, 5, "rows read")
+    # the figure is updated after the read, in the same frame: wait for it too
+    wait_until(lambda: (np.asarray(fig.data[0].x) * 1e6 > hi).any(), 5, "the refresh after the read")
     x = np.asarray(fig.data[0].x) * 1e6
     assert x[-1] > hi and (x > hi).sum() == 1
     # double-click: back to the overview of the whole (grown) history
