@@ -275,7 +275,8 @@ def test_real_dialect_simulator_stops_reading_after_a_data_frame(dialect):
     sends one data frame, never after."""
 
     async def probe(sim) -> tuple[float, bool]:
-        async with ws_connect(f"{sim.url}/ws/agents/{AGENT}", ping_interval=None) as ws:
+        # close_timeout: a server that stopped reading never answers our close
+        async with ws_connect(f"{sim.url}/ws/agents/{AGENT}", ping_interval=None, close_timeout=0.5) as ws:
             t0 = time.monotonic()
             await asyncio.wait_for(await ws.ping(), 5)
             first = time.monotonic() - t0
