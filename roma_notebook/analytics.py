@@ -1184,8 +1184,10 @@ class Report:
     def show(self) -> None:
         """Display tables as HTML and the figures through plotly's own renderer.
 
-        Works offline in JupyterLab (plotly's renderer carries plotly.js); in plain
-        Python it prints the text form.
+        This is also how a report displays itself in a notebook: each chart is its
+        own output carrying plotly's MIME bundle, which JupyterLab and VS Code render
+        with the plotly.js they ship (no network), and whose HTML form nbconvert
+        keeps. In plain Python it prints the text form.
         """
         try:
             from IPython.display import HTML, display
@@ -1193,9 +1195,15 @@ class Report:
             print(repr(self))
             return
         display(HTML(self._top()))
-        for fig in self.figures.values():
+        for name, fig in self.figures.items():
+            display(HTML(f'<div class="roma-report"><h4>{html.escape(name.capitalize())}</h4></div>'))
             display(fig)
         display(HTML(self._bottom()))
+
+    def _ipython_display_(self) -> None:
+        # A single HTML output cannot carry plotly.js offline (a fresh JupyterLab
+        # showed blank charts): display the parts, each chart with its own bundle.
+        self.show()
 
     def __repr__(self) -> str:
         m = self.metrics

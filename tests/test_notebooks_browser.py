@@ -11,11 +11,15 @@ chart with data at the end, and the notebook files must be unchanged (opening an
 running them in the lab does not dirty git). Screenshots go to
 ``test-output/run-all/``.
 
-Skipped only when chromium is not installed (CI installs it).
+A second test runs a fresh notebook whose only cells are the import and
+``rn.report(...)``: every chart of the report must draw its data (no plotly.js was
+on the page before it). Both fail without chromium (CI installs it);
+``ROMA_SKIP_BROWSER=1`` skips them on purpose.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -73,9 +77,9 @@ def _api(base: str, token: str, path: str, method: str = "GET") -> object:
     return json.loads(body) if body else None
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """``roma-notebook lab`` on the repository's notebooks; yields (base URL, token, log path)."""
+@contextlib.contextmanager
+def _lab_server(tmp_path: Path, *args: str):
+    """``roma-notebook lab [args]``; yields (base URL, token, log path, stderr path)."""
     state = tmp_path / "state"
     # What the test needs on top of the command's own settings: the app object
     # for probes, and every cell kept in the DOM (JupyterLab drops off-screen ones).
@@ -87,7 +91,7 @@ def lab(tmp_path):
     tracker.write_text(json.dumps({"windowingMode": "none"}))
     err = open(tmp_path / "lab.stderr", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "roma_notebook", "lab", "--port", "0", "--no-browser",
+        [sys.executable, "-m", "roma_notebook", "lab", *args, "--port", "0", "--no-browser",
          "--state-dir", str(state)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True,
     )
@@ -109,6 +113,13 @@ def lab(tmp_path):
         proc.terminate()  # the command stops its kernels' server and its simulator
         proc.communicate(timeout=60)
         err.close()
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """``roma-notebook lab`` on the repository's notebooks (its simulator behind ROMA_URL)."""
+    with _lab_server(tmp_path) as server:
+        yield server
 
 
 def _status(base: str, token: str) -> bool:
@@ -172,3 +183,46 @@ def _run_all(page, base: str, token: str, nb: Path) -> None:
         view = page.locator(".roma-dashboard, .roma-group-dashboard").first
         view.scroll_into_view_if_needed()
         view.screenshot(path=str(OUT / f"{nb.stem}-dashboard.png"))
+
+
+# points plotly drew per chart (_fullData: the traces after plotly decoded their binary arrays)
+REPORT_PLOTS = """() => Array.from(document.querySelectorAll('.jp-OutputArea .js-plotly-plot'))
+    .map(gd => (gd._fullData || []).reduce((n, t) => n + (t._length || 0), 0))"""
+
+
+@pytest.mark.timeout(300)
+def test_a_fresh_notebook_shows_every_chart_of_a_report(chromium, tmp_path):
+    """The import and the report, nothing else: no cell loaded plotly.js first."""
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    import roma_notebook as rn
+
+    rec = rn.load(rn.sample_recording(), progress=False)
+    n_charts = len(rn.report(rec).figures)
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import roma_notebook as rn"),
+                nbformat.v4.new_code_cell("rn.report(rn.load(rn.sample_recording(), progress=False))")]
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    path = folder / "report.ipynb"
+    nbformat.write(nb, path)
+    OUT.mkdir(parents=True, exist_ok=True)
+    with _lab_server(tmp_path, "--notebook", str(path), "--no-sim") as (base, token, log, stderr):
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                try:
+                    _run_all(page, base, token, path)
+                    page.wait_for_function(
+                        f"() => ({REPORT_PLOTS})().filter(n => n > 0).length >= {n_charts}",
+                        timeout=60_000, polling=250)
+                    drawn = page.evaluate(REPORT_PLOTS)
+                finally:
+                    page.screenshot(path=str(OUT / "fresh-report.png"), full_page=True)
+                    page.close()
+            finally:
+                browser.close()
+    assert n_charts >= 2 and len(drawn) == n_charts and all(n > 0 for n in drawn), drawn
