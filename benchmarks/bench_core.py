@@ -32,7 +32,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from roma_notebook import protocol as P  # noqa: E402

@@ -127,7 +127,7 @@ def run_sim(args: argparse.Namespace) -> int:
             store_tz=args.store_tz,
             paused=args.wait_for_client,
         )
-    except (TypeError, ValueError, FileNotFoundError) as exc:
+    except (TypeError, ValueError, FileNotFoundError):
         if args.wait_for_client and args.replay is None:
             exc = ValueError("--wait-for-client applies only with --replay")
         print(f"roma-notebook sim: error: {exc}", file=sys.stderr)

@@ -709,7 +709,6 @@ class Dashboard(_ViewBase):
         s = self._series
         s.update()
         self._update_logs()
-        sel = window_slice(s.x, s.monotonic, s.last_ns, self._window_ns)
         start_ns = None
         if self._window_ns is not None and s.last_ns is not None:
             start_ns = s.last_ns - self._window_ns

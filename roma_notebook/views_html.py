@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import html as _html
 import math
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,6 @@ __all__ = [
     "GREEN",
     "RED",
     "positions_html",
-    "decisions_html",
     "status_html",
     "leaderboard_html",
     "svg_chart",
@@ -39,7 +38,6 @@ __all__ = [
     "fmt_num",
     "fmt_time",
     "group_items",
-    "iter_cycles",
     "cycle_html",
     "feed_html",
 ]
@@ -195,67 +193,6 @@ def group_items(decisions: pd.DataFrame) -> dict[tuple[str, Any], list[dict]]:
         key = (row.get("agent_id"), None if _missing(row.get("cycle")) else int(row["cycle"]))
         out.setdefault(key, []).append(row)
     return out
-
-
-def iter_cycles(
-    cycles: pd.DataFrame, decisions: pd.DataFrame, symbol: str | None = None, chunk: int = 32
-) -> Iterator[tuple[int, dict, int | None, list[dict]]]:
-    """Decision cycles newest first, each with its items: ``(row, record, cycle, items)``.
-
-    Works backwards in growing chunks so showing the latest 20 cycles of a long
-    session touches a few dozen rows, not the whole history. A cycle's items are
-    the last rows of ``decisions`` (they arrive with their cycle, in order), so the
-    tail of ``decisions`` sized by the chunk's ``n_decisions`` holds all of them.
-
-    Args:
-        symbol: yield only cycles with an item on this symbol, with only those items.
-    """
-    n = len(cycles)
-    cols = [c for c in ("agent_id", "cycle", "timestamp", "ai_reasoning") if c in cycles.columns]
-    has_n = "n_decisions" in cycles.columns
-    end = n
-    while end > 0:
-        start = max(0, end - chunk)
-        if has_n:
-            need = int(cycles["n_decisions"].iloc[start:].sum())
-            tail = decisions.iloc[max(0, len(decisions) - need - 8) :] if need else decisions.iloc[:0]
-        else:
-            tail = decisions
-        items = group_items(tail)
-        recs = cycles.iloc[start:end][cols].to_dict("records")
-        for k in range(len(recs) - 1, -1, -1):
-            rec = recs[k]
-            cyc = None if _missing(rec.get("cycle")) else int(rec["cycle"])
-            its = items.get((rec.get("agent_id"), cyc), [])
-            if symbol is not None:
-                its = [i for i in its if i.get("symbol") == symbol]
-                if not its:
-                    continue
-            yield start + k, rec, cyc, its
-        end = start
-        chunk *= 2
-
-
-def decisions_html(
-    cycles: pd.DataFrame,
-    decisions: pd.DataFrame,
-    symbol: str | None = None,
-    limit: int = 20,
-) -> str:
-    """The decisions feed, newest first; each cycle's reasoning folds into ``<details>``.
-
-    Args:
-        cycles: rows shaped like the ``cycles`` table (one per decision message).
-        decisions: rows shaped like the ``decisions`` table (one per item).
-        symbol: show only cycles with an item on this symbol, and only those items.
-        limit: how many cycles to show.
-    """
-    parts: list[str] = []
-    for _, rec, cyc, its in iter_cycles(cycles, decisions, symbol, chunk=limit + 4):
-        parts.append(cycle_html(rec, cyc, its))
-        if len(parts) >= limit:
-            break
-    return feed_html(parts, symbol, bool(len(cycles)))
 
 
 def feed_html(parts: list[str], symbol: str | None, any_cycles: bool) -> str:

@@ -43,8 +43,6 @@ __all__ = [
     "parse_window",
     "window_slice",
     "chart_xy",
-    "fill_markers",
-    "decision_markers",
     "place_markers",
     "RowFollower",
     "FillLog",
@@ -375,16 +373,6 @@ class FillLog:
         return out[0], out[1]
 
 
-def fill_markers(trades: pd.DataFrame, symbol: str | None, limit: int) -> tuple[dict, dict]:
-    """``(buys, sells)`` marker data (``x_ns``, hover ``text``) of the newest fills.
-
-    A one-off convenience over :class:`FillLog`; live views keep a log instead.
-    """
-    log = FillLog(keep=max(limit, 1))
-    log.update(trades)
-    return log.markers(symbol, limit)
-
-
 def place_markers(base: dict[str, Any], series: AccountSeries, start_ns: int | None) -> dict:
     """Markers (``x_ns`` plus per-marker lists or arrays) inside the window, on the
     balance line: adds ``x`` (epoch ms) and ``y`` (the balance at each marker's
@@ -520,7 +508,7 @@ class CycleLog:
         }
 
     def feed_html(self, symbol: str | None, limit: int) -> str:
-        """The decisions feed, newest first (see :func:`~roma_notebook.views_html.decisions_html`)."""
+        """The decisions feed, newest first ."""
         parts = []
         for e in self._select(symbol, limit):
             hit = e["cache"].get(("feed", symbol))
@@ -548,14 +536,3 @@ def _hover_entry(e: dict, its: list[dict]) -> tuple[str, float]:
         tone = 1.0 if "long" in a or a == "buy" else -1.0 if "short" in a or a == "sell" else 0.0
     return text, tone
 
-
-def decision_markers(
-    cycles: pd.DataFrame, decisions: pd.DataFrame, symbol: str | None, limit: int
-) -> dict[str, Any]:
-    """Marker data (``x_ns``, ``tone``, hover ``text``) of the newest ``limit`` cycles.
-
-    A one-off convenience over :class:`CycleLog`; live views keep a log instead.
-    """
-    log = CycleLog()
-    log.update(cycles, decisions)
-    return log.markers(symbol, limit)

@@ -1,7 +1,6 @@
 """Recordings, load() and Parquet export: round trips must give the live DataFrames."""
 from __future__ import annotations
 
-import argparse
 import base64
 import gzip
 import json
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 
 import roma_notebook as rn
 import roma_notebook.protocol as P
-from roma_notebook import loading, parquet, recording
+from roma_notebook import loading, recording
 from roma_notebook.loading import Recording, load
 from roma_notebook.parquet import to_parquet
 from roma_notebook.recording import Recorder

@@ -12,13 +12,8 @@ import contextlib
 import io
 import json
 import math
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
