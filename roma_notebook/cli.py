@@ -127,10 +127,11 @@ def run_sim(args: argparse.Namespace) -> int:
             store_tz=args.store_tz,
             paused=args.wait_for_client,
         )
-    except (TypeError, ValueError, FileNotFoundError):
+    except (TypeError, ValueError, FileNotFoundError) as exc:
+        why = str(exc)
         if args.wait_for_client and args.replay is None:
-            exc = ValueError("--wait-for-client applies only with --replay")
-        print(f"roma-notebook sim: error: {exc}", file=sys.stderr)
+            why = "--wait-for-client applies only with --replay"
+        print(f"roma-notebook sim: error: {why}", file=sys.stderr)
         return 2
     stop = threading.Event()
     previous = {}
