@@ -96,3 +96,41 @@ def test_import_starts_nothing():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1", out.stdout
+
+
+def test_import_loads_no_server_simulator_plotly_or_widgets():
+    # PEP 562: public names are imported on first use, so `import roma_notebook`
+    # in a fresh interpreter brings in none of the heavy or server-side modules
+    code = (
+        "import sys, roma_notebook as rn\n"
+        "heavy = ['roma_notebook.simulator', 'roma_notebook.market', 'websockets.asyncio.server',\n"
+        "         'plotly', 'ipywidgets', 'pandas']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+        "rn.metrics\n"
+        "print('pandas' in sys.modules, 'roma_notebook.simulator' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(rn.__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["[]", "True False"], out.stdout
+
+
+def test_cli_help_imports_nothing_heavy():
+    code = (
+        "import sys\n"
+        "from roma_notebook import cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print([m for m in ('pandas', 'websockets', 'plotly', 'roma_notebook.simulator') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(rn.__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("[]"), out.stdout
+
+
+def test_version_is_the_packages():
+    from importlib.metadata import version
+
+    from roma_notebook._version import __version__
+
+    assert rn.__version__ == __version__ == version("roma-notebook")
