@@ -22,7 +22,9 @@ from ._version import __version__
 # (Python's last-resort handler would write them into the current notebook cell).
 _logging.getLogger("roma_notebook").addHandler(_logging.NullHandler())
 
-#: public name -> the module that defines it (imported when the name is first used)
+#: public name -> the module that defines it (imported when the name is first used).
+#: No module may share a public name: importing it would set the package attribute
+#: to the module, hiding the function of that name.
 _EXPORTS = {
     "RomaError": "errors",
     "ProtocolError": "errors",
@@ -55,7 +57,7 @@ _EXPORTS = {
     "Comparison": "skill",
     "decision_outcomes": "outcomes",
     "calibration": "outcomes",
-    "audit": "audit",
+    "audit": "audit_checks",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -1252,7 +1252,7 @@ def report(
         >>> r = report(rec)                    # doctest: +SKIP
         >>> r.tables["metrics"].sharpe         # doctest: +SKIP
     """
-    from .audit import audit  # lazy: these modules build on this one
+    from .audit_checks import audit  # lazy: these modules build on this one
     from .skill import compare
 
     tables = _as_tables(x, "account", "trades", "closed_trades", "decisions", "cycles",

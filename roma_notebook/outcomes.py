@@ -18,7 +18,7 @@ Conventions:
   ``closed_trades`` or, for agents without them, from :func:`~roma_notebook.analytics.
   round_trips` of the fills. Without a fill the decision's own time is matched, within
   ``tolerance``. ``pnl_usdt`` is the source's figure (ROMA-01 logs count leverage twice
-  in it: :func:`roma_notebook.audit.audit` says when). A round trip shows on both its
+  in it: :func:`roma_notebook.audit` says when). A round trip shows on both its
   opening and its closing decision: to total P&L, sum the ``close_*`` rows only.
 * **Market moves.** Prices are every mark (``position_history.mark_price``, all agents:
   the market is shared), fill price and round-trip entry/close price of the symbol. The

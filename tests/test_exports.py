@@ -134,3 +134,13 @@ def test_version_is_the_packages():
     from roma_notebook._version import __version__
 
     assert rn.__version__ == __version__ == version("roma-notebook")
+
+
+def test_no_module_is_named_like_a_public_name():
+    # importing roma_notebook.X sets the package attribute X to the module: with
+    # lazily imported names, a module named like a function would hide it
+    short = {m.rsplit(".", 1)[1] for m in MODULES}
+    assert not short & set(rn.__all__), short & set(rn.__all__)
+    import roma_notebook.audit_checks  # noqa: F401 - the module that defines rn.audit
+
+    assert callable(rn.audit)

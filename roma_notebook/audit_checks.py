@@ -36,7 +36,7 @@ from checks its data cannot support.
 
 Example:
     >>> import roma_notebook as rn
-    >>> from roma_notebook.audit import audit
+    >>> from roma_notebook.audit_checks import audit
     >>> audit({}).empty
     True
 """
