@@ -731,7 +731,7 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
     if _fast_typed is not None and ("account_update" in frame[:40] or "position_update" in frame[:40]):
         try:
             msg = _fast_typed(frame)
-        except (_FastError, RecursionError):
+        except (_FastError, RecursionError, UnicodeEncodeError):
             pass
         else:
             return _from_typed(msg)
@@ -743,7 +743,9 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
         # stdlib path below, which decides as it always did.
         try:
             obj = _fast_loads(frame)
-        except (_FastError, RecursionError):
+        # UnicodeEncodeError: a lone surrogate in the text itself (a recording's
+        # "\ud800" escape decodes to one), which msgspec cannot take as UTF-8
+        except (_FastError, RecursionError, UnicodeEncodeError):
             pass
         else:
             return parse_object(obj)

@@ -826,3 +826,11 @@ def _typed_variants():
 def test_typed_fast_path_matches_the_stdlib_path(frame):
     # every value the typed decoder could read differently, field by field
     check_parse(frame)
+
+
+def test_lone_surrogate_in_the_text_takes_the_stdlib_path():
+    # A recording's "\ud800" escape decodes to a real lone surrogate; msgspec cannot
+    # encode it as UTF-8 and must not raise UnicodeEncodeError out of parse.
+    for frame in ('{"type": "pong", "x": "\ud800"}', TYPED_ACCOUNT.replace('"data"', '"x\udfff": 1, "data"'),
+                  TYPED_POSITION.replace("BTCUSDT", "BTC\ud800"), '"\ud800"'):
+        check_parse(frame)
