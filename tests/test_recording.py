@@ -971,3 +971,18 @@ def test_fuzz_lines_load_alike_both_ways(tmp_path, items, separators, gz):
     with opener(path, "at", encoding="utf-8", errors="surrogatepass") as f:
         f.write(text + "\n")
     _assert_loads_alike(path)
+
+
+def test_collected_account_rows_keep_frame_order(tmp_path):
+    # Account updates are appended a block at a time; a snapshot's account (even
+    # under an escaped key) between them must still land in frame order.
+    acc = [P.encode(P.AccountUpdate(T0 + i * SEC, 100.0 + i, 50.0, 1.0, 2.0)) for i in range(4)]
+    snap = json.dumps({"timestamp": 5.0, "account": {"total_wallet_balance": 7.0, "available_balance": 1.0}})
+    escaped = snap.replace('"account"', '"\\u0061ccount"')
+    frames = [("a", T0 + i, f) for i, f in enumerate([acc[0], snap, acc[1], escaped, acc[2], acc[3]])]
+    path = tmp_path / "o.jsonl.gz"
+    record(path, frames)
+    got = load(path, progress=False)
+    assert list(got.account.total_balance) == [100.0, 7.0, 101.0, 7.0, 102.0, 103.0]
+    assert_same(got, direct(frames))
+    _assert_loads_alike(path)
