@@ -665,8 +665,8 @@ except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct 
 else:
     from msgspec import Struct as _Struct
 
-    # Typed decoding of the two messages streams send most (documented account and
-    # position updates), straight into fields: no dict, no field readers. Strict
+    # Typed decoding of the messages streams send most (documented account and
+    # position updates, agent status), straight into fields: no dict, no field readers. Strict
     # on purpose: any frame whose result could differ from parse_object's (a
     # missing, null, string or extra field, an out-of-range number,
     # a bool, a float leverage, another type) is rejected here and takes the
@@ -696,7 +696,17 @@ else:
         timestamp: str
         data: list[_PositionItem]
 
-    _fast_typed = _FastDecoder(Union[_AccountMsg, _PositionMsg]).decode
+    class _StatusData(_Struct, forbid_unknown_fields=True):
+        agent_id: str
+        is_running: bool
+        cycle_count: int
+        last_decision_time: str
+
+    class _StatusMsg(_Struct, tag_field="type", tag="agent_status", forbid_unknown_fields=True):
+        timestamp: str
+        data: _StatusData
+
+    _fast_typed = _FastDecoder(Union[_AccountMsg, _PositionMsg, _StatusMsg]).decode
 _scan = _decoder.scan_once
 
 
@@ -728,7 +738,9 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
         raise ProtocolError("empty", "empty frame")
     # The typed decoder is tried only where the type names the front of the frame:
     # a failed attempt would cost every other message ~0.5 us.
-    if _fast_typed is not None and ("account_update" in frame[:40] or "position_update" in frame[:40]):
+    if _fast_typed is not None and (
+        "account_update" in frame[:40] or "position_update" in frame[:40] or "agent_status" in frame[:40]
+    ):
         try:
             msg = _fast_typed(frame)
         except (_FastError, RecursionError, UnicodeEncodeError):
@@ -774,6 +786,11 @@ def _from_typed(msg: Any) -> tuple[Event, ...]:
     take the general path.
     """
     ts = parse_time(msg.timestamp)
+    if type(msg) is _StatusMsg:
+        d = msg.data
+        return (
+            AgentStatus(ts, d.agent_id, d.is_running, d.cycle_count, parse_time(d.last_decision_time), None, NaN),
+        )
     if type(msg) is _AccountMsg:
         d = msg.data
         return (

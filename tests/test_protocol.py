@@ -677,6 +677,7 @@ TYPED_POSITION = P.encode(P.PositionUpdate(1762079400000000000, (
     P.Position("BTCUSDT", "long", 0.015, 68_000.0, 68_100.0, 1.5, 0.2, 10, 61_000.0),
     P.Position("ETHUSDT", "short", 0.5, 2_450.0, 2_440.0, 5.0, 0.4, 5, 2_900.0),
 )))
+TYPED_STATUS = SEED_STATUS
 VALID_FRAMES = [*SEED_FRAMES.values(), REAL_SNAPSHOT, TYPED_ACCOUNT, TYPED_POSITION]
 
 
@@ -781,9 +782,10 @@ def test_fuzz_truncated_and_spliced(frame, cut, junk):
 
 def test_typed_fast_path_takes_the_usual_updates():
     # The fuzz below is only a proof if the typed path really runs on these frames.
-    for frame in (TYPED_ACCOUNT, TYPED_POSITION, json.dumps(json.loads(TYPED_POSITION), separators=(",", ":"))):
+    for frame in (TYPED_ACCOUNT, TYPED_POSITION, json.dumps(json.loads(TYPED_POSITION), separators=(",", ":")),
+                  TYPED_STATUS):
         msg = P._fast_typed(frame)
-        assert isinstance(msg, (P._AccountMsg, P._PositionMsg))
+        assert isinstance(msg, (P._AccountMsg, P._PositionMsg, P._StatusMsg))
         assert P.parse(frame) == _stdlib_only(frame)
 
 
@@ -796,6 +798,11 @@ def _typed_variants():
     for key in pos["data"][0]:
         for v in NASTY + ["LONG", "Short", 10.0, 3, -0, 2**53 + 1]:
             out.append(doc("position_update", [{**pos["data"][0], key: v}, pos["data"][1]], pos["timestamp"]))
+    status = json.loads(TYPED_STATUS)
+    for key in status["data"]:
+        for v in NASTY + [0, 1, 2, 7.0, "2025-11-02T10:30:00.5Z"]:
+            out.append(doc("agent_status", {**status["data"], key: v}, status["timestamp"]))
+    out.append(doc("agent_status", {**status["data"], "name": "n", "runtime_minutes": 3}, status["timestamp"]))
     for stamp in NASTY + ["2025-11-02T10:30:00.5Z", "2025-11-02 10:30:00", "garbage"]:
         out.append(doc("account_update", acc["data"], stamp))
     out += [
