@@ -9,7 +9,10 @@ updates most often, decisions, fills and status less, ~1% bad frames):
 - load JSONL.gz / JSONL: ``roma_notebook.load`` replaying every frame through
   ``Tables.ingest`` and materialising every table;
 - export: ``to_parquet`` of the loaded recording;
-- load Parquet: ``roma_notebook.load`` of the export, every table materialised.
+- load Parquet: ``roma_notebook.load`` of the export, every table materialised;
+- memory: a second load of the JSONL.gz under ``tracemalloc`` (not timed: tracing
+  slows Python several times), its peak of traced allocations against the deep size
+  of the final DataFrames (target: peak below 2x the DataFrames).
 
 Usage::
 
@@ -27,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -111,6 +115,24 @@ def _rows(rec) -> int:
     return sum(len(rec.frame(n)) for n in TABLE_NAMES)
 
 
+def _peak_vs_final(path: Path) -> tuple[int, int]:
+    """Traced peak bytes of loading ``path`` and the deep size of its final DataFrames.
+
+    Only allocations made during the load count (tracing starts just before it),
+    so the frames list and earlier results held by the caller stay out of it.
+    """
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        loaded = load(path, progress=False)
+        frames = [loaded.frame(n) for n in TABLE_NAMES]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    final = sum(int(df.memory_usage(index=True, deep=True).sum()) for df in frames)
+    return peak, final
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="frames (default: %(default)s)")
@@ -177,6 +199,10 @@ def main(argv: list[str] | None = None) -> None:
         dt, cpu = time.perf_counter() - t, time.process_time() - c
         results.append(("load parquet", dt, cpu, rows_back / dt, "rows/s", size))
         assert rows_back == rows, (rows_back, rows)
+
+        peak, final = _peak_vs_final(tmp / "session.jsonl.gz")
+        print(f"  memory: load .jsonl.gz peaks at {peak / 1e6:,.1f} MB traced for "
+              f"{final / 1e6:,.1f} MB of final DataFrames = {peak / final:.2f}x (target < 2x)")
 
         # CPU seconds too: on a shared machine wall time includes other people's work
         print(f"{'step':<18}{'wall s':>8}{'cpu s':>8}{'rate (wall)':>16}          {'size':>8}")

@@ -661,6 +661,52 @@ try:
 except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct without it
     _fast_loads = None
     _FastError = ValueError
+    _fast_typed = None
+else:
+    from msgspec import Struct as _Struct
+
+    # Typed decoding of the messages streams send most (documented account and
+    # position updates, agent status), straight into fields: no dict, no field readers. Strict
+    # on purpose: any frame whose result could differ from parse_object's (a
+    # missing, null, string or extra field, an out-of-range number,
+    # a bool, a float leverage, another type) is rejected here and takes the
+    # general path, which decides as it always did.
+    class _AccountData(_Struct, forbid_unknown_fields=True):
+        total_balance: float
+        available_balance: float
+        unrealized_pnl: float
+        used_percentage: float
+
+    class _AccountMsg(_Struct, tag_field="type", tag="account_update", forbid_unknown_fields=True):
+        timestamp: str
+        data: _AccountData
+
+    class _PositionItem(_Struct, forbid_unknown_fields=True):
+        symbol: str
+        side: str
+        position_amt: float
+        entry_price: float
+        mark_price: float
+        unrealized_profit: float
+        pnl_percentage: float
+        leverage: int
+        liquidation_price: float
+
+    class _PositionMsg(_Struct, tag_field="type", tag="position_update", forbid_unknown_fields=True):
+        timestamp: str
+        data: list[_PositionItem]
+
+    class _StatusData(_Struct, forbid_unknown_fields=True):
+        agent_id: str
+        is_running: bool
+        cycle_count: int
+        last_decision_time: str
+
+    class _StatusMsg(_Struct, tag_field="type", tag="agent_status", forbid_unknown_fields=True):
+        timestamp: str
+        data: _StatusData
+
+    _fast_typed = _FastDecoder(Union[_AccountMsg, _PositionMsg, _StatusMsg]).decode
 _scan = _decoder.scan_once
 
 
@@ -690,6 +736,17 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
         raise ProtocolError("not_text", f"frame must be text, got {type(frame).__name__}")
     if not frame:
         raise ProtocolError("empty", "empty frame")
+    # The typed decoder is tried only where the type names the front of the frame:
+    # a failed attempt would cost every other message ~0.5 us.
+    if _fast_typed is not None and (
+        "account_update" in frame[:40] or "position_update" in frame[:40] or "agent_status" in frame[:40]
+    ):
+        try:
+            msg = _fast_typed(frame)
+        except (_FastError, RecursionError, UnicodeEncodeError):
+            pass
+        else:
+            return _from_typed(msg)
     if _fast_loads is not None:
         # msgspec reads a frame several times faster than the stdlib and gives the
         # same values (big ints exact, same floats). What it rejects and the stdlib
@@ -698,7 +755,9 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
         # stdlib path below, which decides as it always did.
         try:
             obj = _fast_loads(frame)
-        except (_FastError, RecursionError):
+        # UnicodeEncodeError: a lone surrogate in the text itself (a recording's
+        # "\ud800" escape decodes to one), which msgspec cannot take as UTF-8
+        except (_FastError, RecursionError, UnicodeEncodeError):
             pass
         else:
             return parse_object(obj)
@@ -717,6 +776,39 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
     except ValueError as exc:  # JSONDecodeError
         raise ProtocolError("not_json", f"not JSON ({exc})") from None
     return parse_object(obj)
+
+
+def _from_typed(msg: Any) -> tuple[Event, ...]:
+    """Events of a message the typed decoder accepted.
+
+    Its floats are finite without a check: msgspec rejects bare NaN/Infinity and
+    numbers beyond float range (the field readers' non-finite cases), which then
+    take the general path.
+    """
+    ts = parse_time(msg.timestamp)
+    if type(msg) is _StatusMsg:
+        d = msg.data
+        return (
+            AgentStatus(ts, d.agent_id, d.is_running, d.cycle_count, parse_time(d.last_decision_time), None, NaN),
+        )
+    if type(msg) is _AccountMsg:
+        d = msg.data
+        return (
+            _new_account(ts, d.total_balance, d.available_balance, d.unrealized_pnl, d.used_percentage, NaN),
+        )
+    return (
+        _new_position_update(
+            ts,
+            tuple([
+                _new_position(
+                    p.symbol, p.side.lower(), p.position_amt, p.entry_price, p.mark_price,
+                    p.unrealized_profit, p.pnl_percentage, p.leverage, p.liquidation_price,
+                )
+                for p in msg.data
+            ]),
+            False,
+        ),
+    )
 
 
 def parse_object(obj: Any) -> tuple[Event, ...]:

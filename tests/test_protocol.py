@@ -670,7 +670,15 @@ NASTY = [
 # deep copies: mutations must never change NASTY itself or alias one value twice
 nasty = (st.sampled_from(NASTY) | json_values).map(copy.deepcopy)
 
-VALID_FRAMES = [*SEED_FRAMES.values(), REAL_SNAPSHOT]
+# Documented updates with every field the typed fast path reads (the seed example
+# lacks liquidation_price, so only these reach it).
+TYPED_ACCOUNT = P.encode(P.AccountUpdate(1762079400123000000, 10_000.25, 8_500.5, -12.5, 14.0))
+TYPED_POSITION = P.encode(P.PositionUpdate(1762079400000000000, (
+    P.Position("BTCUSDT", "long", 0.015, 68_000.0, 68_100.0, 1.5, 0.2, 10, 61_000.0),
+    P.Position("ETHUSDT", "short", 0.5, 2_450.0, 2_440.0, 5.0, 0.4, 5, 2_900.0),
+)))
+TYPED_STATUS = SEED_STATUS
+VALID_FRAMES = [*SEED_FRAMES.values(), REAL_SNAPSHOT, TYPED_ACCOUNT, TYPED_POSITION]
 
 
 def _paths(obj, prefix=()):
@@ -709,14 +717,16 @@ def _mutate(obj, data):
 
 
 def _stdlib_only(frame):
-    """P.parse with its fast JSON path off: the results it must equal."""
+    """P.parse with its fast JSON paths (msgspec, typed) off: the results it must equal."""
     fast, P._fast_loads = P._fast_loads, None
+    typed, P._fast_typed = P._fast_typed, None
     try:
         return P.parse(frame)
     except ProtocolError as exc:
         return (exc.kind, exc.detail)
     finally:
         P._fast_loads = fast
+        P._fast_typed = typed
 
 
 def check_parse(frame):
@@ -768,3 +778,66 @@ def test_fuzz_random_data_of_known_types(mtype, data, stamp):
 def test_fuzz_truncated_and_spliced(frame, cut, junk):
     check_parse(frame[:cut])
     check_parse(frame[:cut] + junk.decode("latin-1") + frame[cut:])
+
+
+def test_typed_fast_path_takes_the_usual_updates():
+    # The fuzz below is only a proof if the typed path really runs on these frames.
+    for frame in (TYPED_ACCOUNT, TYPED_POSITION, json.dumps(json.loads(TYPED_POSITION), separators=(",", ":")),
+                  TYPED_STATUS):
+        msg = P._fast_typed(frame)
+        assert isinstance(msg, (P._AccountMsg, P._PositionMsg, P._StatusMsg))
+        assert P.parse(frame) == _stdlib_only(frame)
+
+
+def _typed_variants():
+    acc, pos = json.loads(TYPED_ACCOUNT), json.loads(TYPED_POSITION)
+    out = []
+    for key in acc["data"]:
+        for v in NASTY + [3, -0, 2**53 + 1, 10**22 + 1, 1.5e-320]:
+            out.append(doc("account_update", {**acc["data"], key: v}, acc["timestamp"]))
+    for key in pos["data"][0]:
+        for v in NASTY + ["LONG", "Short", 10.0, 3, -0, 2**53 + 1]:
+            out.append(doc("position_update", [{**pos["data"][0], key: v}, pos["data"][1]], pos["timestamp"]))
+    status = json.loads(TYPED_STATUS)
+    for key in status["data"]:
+        for v in NASTY + [0, 1, 2, 7.0, "2025-11-02T10:30:00.5Z"]:
+            out.append(doc("agent_status", {**status["data"], key: v}, status["timestamp"]))
+    out.append(doc("agent_status", {**status["data"], "name": "n", "runtime_minutes": 3}, status["timestamp"]))
+    for stamp in NASTY + ["2025-11-02T10:30:00.5Z", "2025-11-02 10:30:00", "garbage"]:
+        out.append(doc("account_update", acc["data"], stamp))
+    out += [
+        TYPED_ACCOUNT.replace('"data"', '"extra": 1, "data"'),
+        TYPED_ACCOUNT.replace('"total_balance"', '"adjusted_total_balance": 5.0, "total_balance"'),
+        TYPED_ACCOUNT.replace('"total_balance"', '"total_balance": 1.0, "total_balance"'),
+        TYPED_ACCOUNT.replace('"timestamp"', '"type": "decision", "timestamp"'),
+        TYPED_ACCOUNT.replace('{"type": "account_update", ', '{').replace('}}', '}, "type": "account_update"}'),
+        TYPED_ACCOUNT[:-1] + ', "data": {"total_balance": 1}}',
+        TYPED_POSITION.replace('"data": [', '"data": [[], '),
+        doc("position_update", [], pos["timestamp"]),
+        TYPED_ACCOUNT.replace("10000.25", "1e400"),
+        TYPED_ACCOUNT.replace("10000.25", "-1e400"),
+        TYPED_ACCOUNT.replace("10000.25", "1" + "0" * 400),
+        TYPED_POSITION.replace("68000.0", "1e309"),
+        TYPED_ACCOUNT.replace("10000.25", "Infinity"),
+        TYPED_POSITION.replace("68000.0", "NaN"),
+        TYPED_ACCOUNT + " ",
+        " " + TYPED_ACCOUNT,
+        TYPED_ACCOUNT.replace("BTC", "\\ud800"),
+        TYPED_POSITION.replace("BTCUSDT", "\\ud800"),
+        TYPED_POSITION.replace("BTCUSDT", "\\u00e9\\n"),
+    ]
+    return out
+
+
+@pytest.mark.parametrize("frame", _typed_variants())
+def test_typed_fast_path_matches_the_stdlib_path(frame):
+    # every value the typed decoder could read differently, field by field
+    check_parse(frame)
+
+
+def test_lone_surrogate_in_the_text_takes_the_stdlib_path():
+    # A recording's "\ud800" escape decodes to a real lone surrogate; msgspec cannot
+    # encode it as UTF-8 and must not raise UnicodeEncodeError out of parse.
+    for frame in ('{"type": "pong", "x": "\ud800"}', TYPED_ACCOUNT.replace('"data"', '"x\udfff": 1, "data"'),
+                  TYPED_POSITION.replace("BTCUSDT", "BTC\ud800"), '"\ud800"'):
+        check_parse(frame)

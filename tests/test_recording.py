@@ -863,3 +863,125 @@ def test_a_load_with_errors_says_so_in_one_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load(clean)  # no errors, no warning
+
+
+# ---------------------------------------------------------------- the msgspec line path
+
+
+def _load_both_ways(path: Path) -> tuple[Recording, Recording]:
+    """load() with its msgspec line decoder and with the stdlib scanner alone."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = load(path, progress=False)
+        saved, loading._line_decode = loading._line_decode, None
+        try:
+            exact = load(path, progress=False)
+        finally:
+            loading._line_decode = saved
+    return fast, exact
+
+
+def _assert_loads_alike(path: Path) -> None:
+    fast, exact = _load_both_ways(path)
+    for name in TABLE_NAMES:
+        pd.testing.assert_frame_equal(fast.frame(name), exact.frame(name), obj=name)
+
+
+def _frame_lines(frames) -> list[str]:
+    return [json.dumps({"t": ns, "agent": a, "frame": f}, separators=(",", ":")) for a, ns, f in frames]
+
+
+LINE_VARIANTS = [
+    '{"t":1,"t":%d,"agent":"a","frame":%s}',  # duplicate keys: the last one counts
+    '{"t":%d,"agent":"b","agent":"a","frame":%s}',
+    '  {"t":%d,"agent":"a","frame":%s}\t',  # whitespace around the object
+    '{"frame":%s,"agent":"a","t":%d}',  # another key order (arguments swapped below)
+    '{"t":%d.0,"agent":"a","frame":%s}',
+    '{"t":%de0,"agent":"a","frame":%s}',
+    '{"t":true,"agent":"a","frame":%s}',
+    '{"t":%d,"agent":null,"frame":%s}',
+    '{"t":%d,"agent":7,"frame":%s}',
+    '{"t":%d,"agent":"a","frame":%s,"x":1}',
+    '{"t":%d,"agent":"a","frame":%s,"binary":false}',
+    '{"t":%d,"agent":"a"}',
+    '{"t":%d,"agent":"a","frame":%s',
+    '{"t":%d,"agent":"a","frame":%s}}',
+    '{"t":%d,"agent":"a","frame":%s} x',
+    '[{"t":%d,"agent":"a","frame":%s}]',
+]
+
+
+def test_line_fast_path_matches_the_stdlib_path(tmp_path):
+    frames = session(("a",))
+    path = tmp_path / "v.jsonl"
+    record(path, frames[:3])
+    acc = json.dumps(frames[0][2])
+    lines = []
+    for v in LINE_VARIANTS:
+        lines.append(v % (acc, T0) if v.startswith('{"frame"') else v.replace("%s", acc).replace("%d", str(T0)))
+    lines += [
+        '{"t":%d,"agent":"a","frame":null}' % T0,
+        '{"t":%d,"agent":"a","frame":12}' % T0,
+        '{"t":%d,"agent":"a","frame":{"type":"pong"}}' % T0,
+        # (no lone surrogate escapes here: either path keeps one in a string column,
+        # which pyarrow-backed DataFrames cannot hold; a bug of both, left as is)
+        '{"t":%d,"agent":"a","frame":"\\ud83d\\ude00 \\u00e9\\"\\\\\\n\\/"}' % T0,
+        '{"t":%d,"agent":"a","frame":%s}' % (2**70, acc),
+        '{"t":-%d,"agent":"a","frame":%s}' % (2**63, acc),
+        '{"t":%d,"agent":"a","frame":"\x01"}' % T0,
+        '{"t":%d,"agent":"a","frame":"NaN"}' % T0,
+        '{"t":%d,"agent":"a","frame":" not json "}' % T0,
+        '{"t":%d,"agent":"a","frame":%s}' % (T0, json.dumps(" " + frames[0][2] + "\n")),
+        '{"t":NaN,"agent":"a","frame":%s}' % acc,
+        '{"t":%d,"agent":"a","frame":%s}' % (T0, json.dumps(frames[0][2].replace("10012.5", "Infinity"))),
+        "",
+        "   ",
+        '{"connection":"connected","t":%d,"agent":"a","detail":""}' % T0,
+    ]
+    with open(path, "a", encoding="utf-8", errors="surrogatepass") as f:
+        f.write("\n".join(lines) + "\n")
+    record(path, frames[3:])
+    fast, exact = _load_both_ways(path)
+    # the variants really reach both outcomes: rows from odd lines, and errors rows
+    assert len(fast.account) > 2 and (fast.errors.kind == "file").sum() > 5
+    _assert_loads_alike(path)
+
+
+_line_values = st.one_of(
+    st.integers(-(2**70), 2**70), st.floats(), st.booleans(), st.none(), st.text(max_size=40),
+    st.sampled_from([P.encode(P.AccountUpdate(T0, 1.0, 2.0, 3.0, 4.0)), "a", ""]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(
+    st.dictionaries(st.sampled_from(["t", "agent", "frame", "binary", "x"]), _line_values, min_size=1, max_size=5),
+    st.fixed_dictionaries({"t": st.integers(0, 2**64), "agent": st.sampled_from(["a", "b é"]), "frame": _line_values}),
+    st.text(max_size=60),
+), max_size=20), st.sampled_from([(",", ":"), (", ", ": "), (" ,", " :")]), st.booleans())
+def test_fuzz_lines_load_alike_both_ways(tmp_path, items, separators, gz):
+    path = tmp_path / ("f.jsonl.gz" if gz else "f.jsonl")
+    path.unlink(missing_ok=True)
+    record(path, session(("a",))[:2])
+    text = "\n".join(
+        json.dumps(x, separators=separators) if isinstance(x, dict) else x.replace("\n", " ") for x in items
+    )
+    opener = gzip.open if gz else open
+    with opener(path, "at", encoding="utf-8", errors="surrogatepass") as f:
+        f.write(text + "\n")
+    _assert_loads_alike(path)
+
+
+def test_collected_account_rows_keep_frame_order(tmp_path):
+    # Account updates are appended a block at a time; a snapshot's account (even
+    # under an escaped key) between them must still land in frame order.
+    acc = [P.encode(P.AccountUpdate(T0 + i * SEC, 100.0 + i, 50.0, 1.0, 2.0)) for i in range(4)]
+    snap = json.dumps({"timestamp": 5.0, "account": {"total_wallet_balance": 7.0, "available_balance": 1.0}})
+    escaped = snap.replace('"account"', '"\\u0061ccount"')
+    frames = [("a", T0 + i, f) for i, f in enumerate([acc[0], snap, acc[1], escaped, acc[2], acc[3]])]
+    path = tmp_path / "o.jsonl.gz"
+    record(path, frames)
+    got = load(path, progress=False)
+    assert list(got.account.total_balance) == [100.0, 7.0, 101.0, 7.0, 102.0, 103.0]
+    assert_same(got, direct(frames))
+    _assert_loads_alike(path)

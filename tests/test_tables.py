@@ -804,3 +804,27 @@ def test_a_reused_cycle_number_with_new_reasoning_is_a_new_decision():
     cyc = t.frame("cycles")
     assert cyc["ai_reasoning"].tolist() == ["before restart", "after restart"]
     assert t.stats().loc["cycles", "duplicates"] == 1
+
+
+def test_extend_account_equals_append_row_by_row():
+    rows = [("a", 1_000, 5, 1.0, 2.0, 3.0, 4.0), ("b", None, 6, -0.5, 0.0, math.nan, 1e300),
+            ("a", 2**63, 7, 10.0, 9.0, 8.0, 7.0)]  # 2**63: not storable, received_at used
+    one, bulk = Tables(), Tables()
+    for a, ts, recv, *v in rows:
+        one.append(a, P.AccountUpdate(ts, *v), recv, one.next_seq(a), "recording")
+    cols = list(zip(*rows))
+    seqs = [bulk.next_seq(a) for a in cols[0]]
+    bulk.extend_account(list(cols[0]), list(cols[1]), list(cols[2]), seqs, *map(list, cols[3:]), source="recording")
+    for name in TABLE_NAMES:
+        pd.testing.assert_frame_equal(bulk.frame(name), one.frame(name), obj=name)
+    assert bulk.version == one.version and bulk.counts() == one.counts()
+    with pytest.raises(ValueError, match="differ in length"):
+        bulk.extend_account(["a"], [], [1], [1], [1.0], [1.0], [1.0], [1.0])
+    before = bulk.frame("account")
+    with pytest.raises(OverflowError):
+        bulk.extend_account(["a", "a"], [1, 2], [1, 2**64], [9, 10], [1.0] * 2, [1.0] * 2, [1.0] * 2, [1.0] * 2)
+    pd.testing.assert_frame_equal(bulk.frame("account"), before)
+    # and the columns stayed aligned: the next rows land whole
+    bulk.extend_account(["a"], [3], [4], [11], [5.0], [6.0], [7.0], [8.0])
+    one.append("a", P.AccountUpdate(3, 5.0, 6.0, 7.0, 8.0), 4, 11)
+    pd.testing.assert_frame_equal(bulk.frame("account"), one.frame("account"))
