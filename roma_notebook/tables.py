@@ -348,7 +348,10 @@ def _to_array(kind: str, col: Any, cats: list[str]) -> Any:
         codes = np.frombuffer(col, dtype=np.int32) if len(col) else np.empty(0, np.int32)
         mask = codes < 0
         # large_string is what pandas' "string" dtype holds: cast once, not twice
-        dictionary = pa.array(cats, type=pa.large_string())
+        try:
+            dictionary = pa.array(cats, type=pa.large_string())
+        except UnicodeEncodeError:
+            dictionary = pa.array(_utf8_safe(cats), type=pa.large_string())
         idx = pa.array(codes, mask=mask if mask.any() else None, type=pa.int32())
         arr = pa.DictionaryArray.from_arrays(idx, dictionary).cast(pa.large_string())
         return pd.array(arr, dtype="string")
@@ -357,7 +360,19 @@ def _to_array(kind: str, col: Any, cats: list[str]) -> Any:
         for i, v in enumerate(col):  # element by element: lists must stay lists, not a 2-D array
             out[i] = v
         return out
-    return pd.array(col, dtype="string")
+    try:
+        return pd.array(col, dtype="string")
+    except UnicodeEncodeError:
+        return pd.array(_utf8_safe(col), dtype="string")
+
+
+def _utf8_safe(values: Any) -> list:
+    # JSON may carry lone surrogates ("\ud800"), which no UTF-8 string column can
+    # hold: shown escaped, so one odd frame cannot make a whole table unreadable
+    return [
+        v.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(v, str) else v
+        for v in values
+    ]
 
 
 def _ns(ts: int | None, fallback: int) -> int:

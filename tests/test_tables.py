@@ -828,3 +828,15 @@ def test_extend_account_equals_append_row_by_row():
     bulk.extend_account(["a"], [3], [4], [11], [5.0], [6.0], [7.0], [8.0])
     one.append("a", P.AccountUpdate(3, 5.0, 6.0, 7.0, 8.0), 4, 11)
     pd.testing.assert_frame_equal(bulk.frame("account"), one.frame("account"))
+
+
+def test_lone_surrogates_in_text_keep_the_tables_readable():
+    # JSON allows "\ud800"; no UTF-8 string column can hold it. One such frame used to
+    # make every later read of its table raise: now the text shows escaped.
+    t = Tables()
+    t.ingest(AGENT, '{"type":"decision","timestamp":"2025-11-02T10:30:00Z","data":{"cycle":1,'
+                    '"ai_reasoning":"x\\ud800y","decisions":[{"action":"hold","symbol":"BTC\\udc00"}]}}', R0)
+    t.ingest(AGENT, SEED_DECISION, R0 + 1)
+    assert t.frame("cycles")["ai_reasoning"].tolist()[0] == "x\\ud800y"
+    assert t.frame("decisions")["symbol"].tolist()[0] == "BTC\\udc00"
+    assert len(t.frame("cycles")) == 2 and t.frame("errors").empty
