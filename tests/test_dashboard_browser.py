@@ -137,6 +137,13 @@ def _lab_server(tmp_path: Path, cells: list[str], all_cells_in_dom: bool = False
         log.close()
 
 
+KERNEL_IDLE = """() => {
+    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+    return k && k.status === 'idle';
+}"""
+
+
 def test_dashboard_updates_live_in_jupyterlab(chromium, lab):
     from playwright.sync_api import sync_playwright
 
@@ -147,15 +154,7 @@ def test_dashboard_updates_live_in_jupyterlab(chromium, lab):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.goto(f"{lab}/lab/tree/NB.ipynb?reset&token={TOKEN}")
-            page.wait_for_function(
-                """() => {
-                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                    const k = w && w.sessionContext && w.sessionContext.session
-                              && w.sessionContext.session.kernel;
-                    return k && k.status === 'idle';
-                }""",
-                timeout=30_000,
-            )
+            page.wait_for_function(KERNEL_IDLE, timeout=30_000)
             # not awaited: run-all resolves only when the cells finish
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
             # while the kernel builds the first dashboard (seconds, cold) the cell says so
@@ -287,15 +286,7 @@ def test_zoom_in_the_browser_shows_detail_and_double_click_returns(chromium, zoo
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.goto(f"{zoom_lab}/lab/tree/NB.ipynb?reset&token={TOKEN}")
-            page.wait_for_function(
-                """() => {
-                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                    const k = w && w.sessionContext && w.sessionContext.session
-                              && w.sessionContext.session.kernel;
-                    return k && k.status === 'idle';
-                }""",
-                timeout=30_000,
-            )
+            page.wait_for_function(KERNEL_IDLE, timeout=30_000)
             # toasts would lie over the plot and take the mouse events
             page.add_style_tag(content=".Toastify { display: none !important; }")
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
