@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .dask_tables import per_agent_on_dask
+from .roma_formulas import performance_stats
 
 __all__ = [
     "metrics",
@@ -542,48 +543,9 @@ def _trade_stats(pnl: np.ndarray) -> dict[str, Any]:
     }
 
 
-_ROMA_INITIAL = 10000.0  # ROMA-01 draws its trade-equity curve from a fixed 10,000 USDT
-
-
 def _roma_stats(pnl: np.ndarray, lookback: int | None) -> dict[str, Any]:
     """ROMA-01 ``PerformanceAnalyzer.calculate_metrics`` over P&L in close order."""
-    if lookback is not None and len(pnl) > lookback:
-        pnl = pnl[-lookback:]
-    n = len(pnl)
-    if n == 0:
-        # The backend's empty answer: zeros (profit factor 0, not inf), no best/worst.
-        return {
-            "total_trades": 0, "wins": 0, "losses": 0, "win_rate": 0.0,
-            "avg_profit": 0.0, "avg_loss": 0.0, "profit_factor": 0.0,
-            "sharpe_ratio": 0.0, "max_drawdown": 0.0, "total_pnl": 0.0,
-            "best_trade": math.nan, "worst_trade": math.nan,
-        }
-    profits = pnl[pnl > 0]
-    losses = np.abs(pnl[pnl < 0])
-    total_profit, total_loss = float(profits.sum()), float(losses.sum())
-    if n >= 2:
-        sd = float(np.std(pnl))  # population std, like np.std's default in the backend
-        sharpe = float(np.mean(pnl)) / sd if sd != 0 else 0.0
-    else:
-        sharpe = 0.0
-    curve = _ROMA_INITIAL + np.concatenate([[0.0], np.cumsum(pnl)])
-    peak = np.maximum.accumulate(curve)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peak > 0, (peak - curve) / peak * 100.0, 0.0)
-    return {
-        "total_trades": n,
-        "wins": len(profits),
-        "losses": len(losses),
-        "win_rate": len(profits) / n * 100.0,
-        "avg_profit": float(profits.mean()) if len(profits) else 0.0,
-        "avg_loss": float(losses.mean()) if len(losses) else 0.0,
-        "profit_factor": total_profit / total_loss if total_loss > 0 else math.inf,
-        "sharpe_ratio": sharpe,
-        "max_drawdown": max(0.0, float(dd[1:].max())),
-        "total_pnl": total_profit - total_loss,
-        "best_trade": float(pnl.max()),
-        "worst_trade": float(pnl.min()),
-    }
+    return performance_stats(pnl, lookback)
 
 
 _ROMA_DTYPES = {
