@@ -63,7 +63,6 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-import numpy as np
 import pandas as pd
 
 from . import protocol as P
@@ -947,151 +946,10 @@ def _load_parquet(ctx: _Context, root: Path) -> None:
         ctx.url = safe_url(manifest["url"])
     agents = manifest.get("agents") if isinstance(manifest.get("agents"), list) else []
     counters = manifest.get("tables") if isinstance(manifest.get("tables"), dict) else {}
-    _inject(ctx.tables, frames, [a for a in agents if isinstance(a, str)], counters)
+    ctx.tables.extend_frames(frames, agents=[a for a in agents if isinstance(a, str)], counters=counters)
     now = _mtime_ns(root)
     for detail in problems:
         ctx.tables.add_error(None, "file", detail, None, now, source="parquet")
-
-
-def _inject(tables: Tables, frames: dict[str, pd.DataFrame], agents: list[str], counters: dict) -> None:
-    """Append whole DataFrames to ``tables`` as if their rows had been ingested.
-
-    Replaying a million Parquet rows through ``Tables.append`` would cost seconds;
-    this puts the frames straight into the tables' caches. It relies on ``Tables``
-    internals (cache, counters, de-dup sets, the open-position map): keep it in
-    step with tables.py.
-    """
-    # agents in first-seen order: manifest order, then any others found in rows
-    order = list(agents)
-    for df in frames.values():
-        if len(df):
-            for a in df["agent_id"].dropna().unique():
-                if a not in order:
-                    order.append(a)
-    # Merging into tables that already hold an agent: continue its seq numbering.
-    offsets = {a: tables._seq[a] + 1 for a in order if a in tables._seq}
-    if offsets:
-        frames = {n: _shift_seq(df, offsets) for n, df in frames.items()}
-    frames = dict(frames)
-    frames["cycles"], frames["decisions"], dup_c, dup_d = _drop_seen_cycles(
-        tables, frames["cycles"], frames["decisions"]
-    )
-    frames["trades"], dup_t = _drop_seen_orders(tables, frames["trades"])
-    extra_dups = {"cycles": dup_c, "decisions": dup_d, "trades": dup_t}
-    for name in TABLE_NAMES:
-        if name == "positions":
-            continue
-        df = frames[name]
-        meta = counters.get(name) if isinstance(counters.get(name), dict) else {}
-        current = tables.frame(name)  # moves pending rows into the cache first
-        tb = tables._t[name]
-        with tables._build_lock:
-            merged = pd.concat([current, df], ignore_index=True) if len(current) and len(df) else (
-                df if len(df) else current
-            )
-            if tables.max_rows is not None and len(merged) > tables.max_rows:
-                tb.dropped += len(merged) - tables.max_rows
-                merged = merged.iloc[len(merged) - tables.max_rows:].reset_index(drop=True)
-            tb.cache = merged
-            tb.total += len(df)
-            tb.dropped += int(meta.get("dropped") or 0)
-            tb.duplicates += int(meta.get("duplicates") or 0) + extra_dups.get(name, 0)
-            tb.version += 1
-        tables.version += 1
-    # per-agent seq counters, registered in first-seen order
-    top: dict[str, int] = {}
-    for df in frames.values():
-        if len(df):
-            for a, s in df.groupby("agent_id", observed=True, sort=False)["seq"].max().items():
-                top[a] = max(top.get(a, -1), int(s))
-    for a in order:
-        tables._seq[a] = max(tables._seq.get(a, -1), top.get(a, -1))
-    _restore_open_positions(tables, frames["positions"])
-
-
-def _shift_seq(df: pd.DataFrame, offsets: dict[str, int]) -> pd.DataFrame:
-    if not len(df):
-        return df
-    add = df["agent_id"].map(offsets).fillna(0).astype("int64").to_numpy()
-    seq = df["seq"].to_numpy()
-    return df.assign(seq=np.where(seq >= 0, seq + add, seq))
-
-
-def _drop_seen_cycles(tables: Tables, cycles: pd.DataFrame, decisions: pd.DataFrame):
-    keys = [
-        (a, int(c)) for a, c in zip(cycles["agent_id"], cycles["cycle"]) if a is not pd.NA and c is not pd.NA
-    ]
-    seen = tables._seen_cycles
-    if seen and keys:
-        def mask(df: pd.DataFrame) -> np.ndarray:
-            return np.array(
-                [not (a is not pd.NA and c is not pd.NA and (a, int(c)) in seen)
-                 for a, c in zip(df["agent_id"], df["cycle"])],
-                dtype=bool,
-            )
-
-        mc, md = mask(cycles), mask(decisions)
-        dup_c, dup_d = int((~mc).sum()), int((~md).sum())
-        cycles = cycles[mc].reset_index(drop=True)
-        decisions = decisions[md].reset_index(drop=True)
-        keys = [
-            (a, int(c)) for a, c in zip(cycles["agent_id"], cycles["cycle"]) if a is not pd.NA and c is not pd.NA
-        ]
-    else:
-        dup_c = dup_d = 0
-    seen.update(keys)
-    return cycles, decisions, dup_c, dup_d
-
-
-def _drop_seen_orders(tables: Tables, trades: pd.DataFrame):
-    seen = tables._seen_orders
-    keys = [(a, o) for a, o in zip(trades["agent_id"], trades["order_id"]) if a is not pd.NA and o is not pd.NA]
-    dup = 0
-    if seen and keys:
-        m = np.array(
-            [not (a is not pd.NA and o is not pd.NA and (a, o) in seen)
-             for a, o in zip(trades["agent_id"], trades["order_id"])],
-            dtype=bool,
-        )
-        dup = int((~m).sum())
-        trades = trades[m].reset_index(drop=True)
-        keys = [(a, o) for a, o in zip(trades["agent_id"], trades["order_id"]) if a is not pd.NA and o is not pd.NA]
-    seen.update(keys)
-    return trades, dup
-
-
-def _restore_open_positions(tables: Tables, positions: pd.DataFrame) -> None:
-    if not len(positions):
-        return
-    ts = pd.DatetimeIndex(positions["timestamp"]).asi8
-    recv = pd.DatetimeIndex(positions["received_at"]).asi8
-    rows = positions.astype(object).where(positions.notna(), None).to_dict("records")
-    by_agent: dict[str, list] = {}
-    heads: dict[str, tuple] = {}
-    for i, r in enumerate(rows):
-        a = r["agent_id"]
-        if a is None:
-            continue
-        heads.setdefault(a, (int(recv[i]), int(ts[i]), int(r["seq"]), r["source"] or "parquet"))
-        nan = float("nan")
-        by_agent.setdefault(a, []).append(
-            P.Position(
-                r["symbol"], r["side"],
-                nan if r["position_amt"] is None else float(r["position_amt"]),
-                nan if r["entry_price"] is None else float(r["entry_price"]),
-                nan if r["mark_price"] is None else float(r["mark_price"]),
-                nan if r["unrealized_profit"] is None else float(r["unrealized_profit"]),
-                nan if r["pnl_percentage"] is None else float(r["pnl_percentage"]),
-                None if r["leverage"] is None else int(r["leverage"]),
-                nan if r["liquidation_price"] is None else float(r["liquidation_price"]),
-            )
-        )
-    with tables._lock:
-        for a, plist in by_agent.items():
-            recv_ns, ts_ns, seq, source = heads[a]
-            tables._open[a] = (recv_ns, ts_ns, seq, source, tuple(plist))
-        tables._open_version += 1
-        tables.version += 1
 
 
 # ---------------------------------------------------------------- ROMA-01 logs
