@@ -267,8 +267,7 @@ def _record_summary(s: Any, out: str) -> str:
     """One line saying what was written: frames per agent, rows, errors, file size."""
     import os
 
-    streams = s.streams if hasattr(s, "streams") else {s.agent_id: s}
-    per_agent = ", ".join(f"{a} {st.stats().get('messages', 0)}" for a, st in streams.items())
+    per_agent = ", ".join(f"{a} {int(n)}" for a, n in s.stats()["messages"].items())
     try:
         size = f"{os.path.getsize(out) / 1e6:.2f} MB"
     except OSError:
