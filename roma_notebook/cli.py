@@ -382,7 +382,8 @@ def run_lab(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if shutil.which("jupyter") is None and not (Path(sys.executable).parent / "jupyter").exists():
-        print("roma-notebook lab: jupyter is not installed (pip install jupyterlab)", file=sys.stderr)
+        print("roma-notebook lab: JupyterLab is not installed; install the lab extra: "
+              "pip install 'roma-notebook[lab]' (from a clone: pip install -e \".[lab]\")", file=sys.stderr)
         return 2
     nb = Path(args.notebook) if args.notebook else Path("notebooks/01_live_agent.ipynb")
     if args.notebook and not nb.exists():
