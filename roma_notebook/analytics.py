@@ -17,8 +17,10 @@ Conventions used throughout (also stated in each docstring):
   round trips are rebuilt from its fills (:func:`round_trips`).
 * A win is a trade with P&L > 0, a loss one with P&L < 0; a trade at exactly 0 counts in
   ``n_trades`` but is neither (as in ROMA-01's backend).
-* Percent columns (``*_pct``, ``roma_win_rate``, ``roma_max_drawdown``) are in percent;
-  ``win_rate``, ``share`` and ``hold_rate`` are fractions in [0, 1].
+* A percent only in a column ending ``_pct``; ``win_rate``, ``share`` and ``hold_rate``
+  are fractions in [0, 1]. (The exception is ROMA-01's own performance block, the
+  ``performance`` table and :func:`roma_performance`, which keep the backend's names and
+  units: ``win_rate`` and ``max_drawdown`` in percent.)
 
 Example:
     >>> import roma_notebook as rn
@@ -39,10 +41,13 @@ import numpy as np
 import pandas as pd
 
 from .dask_tables import per_agent_on_dask
+from .formatting import cell_text
 from .roma_formulas import performance_stats
 
 __all__ = [
     "metrics",
+    "leaderboard",
+    "LEADERBOARD_COLUMNS",
     "roma_performance",
     "equity",
     "drawdown",
@@ -556,6 +561,11 @@ _ROMA_DTYPES = {
 }
 
 
+def _roma_col(key: str) -> str:
+    """The ``metrics`` column of one ROMA-01 figure: ``roma_`` + its name, ``_pct`` for percents."""
+    return f"roma_{key}_pct" if key in ("win_rate", "max_drawdown") else f"roma_{key}"
+
+
 def _check_lookback(lookback: int | None) -> None:
     if lookback is not None and (not isinstance(lookback, (int, np.integer)) or lookback < 1):
         raise ValueError(f"lookback must be a positive integer or None, got {lookback!r}")
@@ -617,7 +627,7 @@ _METRIC_DTYPES = {
     "win_rate": "float64", "profit_factor": "float64", "avg_win": "float64",
     "avg_loss": "float64", "largest_win": "float64", "largest_loss": "float64",
     "current_streak": "int64",
-    **{f"roma_{k}": v for k, v in _ROMA_DTYPES.items()},
+    **{_roma_col(k): v for k, v in _ROMA_DTYPES.items()},
     "note": "string",
 }
 
@@ -690,7 +700,7 @@ def metrics(
 
     Example:
         >>> m = metrics(rec)                                          # doctest: +SKIP
-        >>> m[["return_pct", "max_drawdown_pct", "sharpe", "roma_win_rate"]]  # doctest: +SKIP
+        >>> m[["return_pct", "max_drawdown_pct", "sharpe", "roma_win_rate_pct"]]  # doctest: +SKIP
     """
     _check_lookback(lookback)
     per = pd.Timedelta(period)
@@ -743,11 +753,48 @@ def metrics(
         t = tr_g.get(agent)
         pnl = t["pnl_usdt"].to_numpy(dtype="float64") if t is not None else np.empty(0)
         row.update(_trade_stats(pnl))
-        row.update({f"roma_{k}": v for k, v in _roma_stats(pnl, lookback).items()})
+        row.update({_roma_col(k): v for k, v in _roma_stats(pnl, lookback).items()})
         rows.append(row)
     out = pd.DataFrame(rows, index=idx, columns=list(_METRIC_DTYPES))
     for col, dtype in _METRIC_DTYPES.items():
         out[col] = _coerce(out[col], dtype) if dtype == _UTC else out[col].astype(dtype)
+    return out
+
+
+#: the :func:`metrics` columns a :func:`leaderboard` shows, after its ``rank``
+LEADERBOARD_COLUMNS: tuple[str, ...] = (
+    "return_pct", "total_pnl", "end_balance", "max_drawdown_pct", "sharpe", "sharpe_low",
+    "sharpe_high", "n_periods", "n_trades", "win_rate", "profit_factor", "note",
+)
+# where a smaller value ranks first
+_LOWER_IS_BETTER = {"max_drawdown", "max_drawdown_pct", "largest_loss"}
+
+
+def leaderboard(x: Any, *, by: str = "return_pct", ascending: bool | None = None,
+                **kw: Any) -> pd.DataFrame:
+    """Agents ranked by one metric: a projection of :func:`metrics`, one row per agent.
+
+    Columns: ``rank`` (1 = best), then :data:`LEADERBOARD_COLUMNS` (return and
+    drawdown in percent, ``win_rate`` a fraction, Sharpe with its interval and the
+    returns behind it). Agents whose ``by`` is NaN rank last.
+
+    Args:
+        x: A stream, stream group, recording, dict of tables or dask export.
+        by: The :func:`metrics` column to rank by.
+        ascending: Rank small values first; default True only for drawdowns and the
+            largest loss, where smaller is better.
+        **kw: Passed to :func:`metrics` (``period``, ``n_boot``, ``seed`` ...).
+
+    Example:
+        >>> leaderboard(rec, by="sharpe")[["rank", "sharpe", "sharpe_low"]]   # doctest: +SKIP
+    """
+    m = metrics(x, **kw)
+    if by not in m.columns:
+        raise ValueError(f"cannot rank by {by!r}: not a metrics column; one of {', '.join(m.columns)}")
+    asc = (by in _LOWER_IS_BETTER) if ascending is None else bool(ascending)
+    out = m.sort_values(by, ascending=asc, na_position="last", kind="stable")
+    out = out[list(LEADERBOARD_COLUMNS)].copy()
+    out.insert(0, "rank", np.arange(1, len(out) + 1, dtype="int64"))
     return out
 
 
@@ -978,31 +1025,12 @@ def pnl_by(x: Any, by: str = "symbol") -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- report
 
-def _fmt(v: Any) -> str:
-    """One cell of the report's tables, compact but exact enough to read."""
-    if v is None or v is pd.NA or v is pd.NaT:
-        return "–"
-    if isinstance(v, pd.Timestamp):
-        return v.strftime("%Y-%m-%d %H:%M:%S UTC")
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        if math.isnan(v):
-            return "–"
-        if math.isinf(v):
-            return "∞" if v > 0 else "-∞"
-        return f"{v:,.2f}" if abs(v) >= 1000 else f"{v:.4g}"
-    return str(v)
-
-
 def _html_table(df: pd.DataFrame, *, index: bool = True) -> str:
     if df.empty:
         return "<p><em>no data</em></p>"
-    shown = df.map(_fmt)
+    shown = df.map(cell_text)
     if index:
-        shown.index = [_fmt(i) for i in shown.index]
+        shown.index = [cell_text(i) for i in shown.index]
         shown.index.name = df.index.name
     return shown.to_html(index=index, escape=True, border=0, classes="dataframe roma-table")
 

@@ -1590,6 +1590,10 @@ class Tables:
         """Agent ids seen so far, in first-seen order."""
         return list(self._seq)
 
+    def frames_seen(self) -> dict[str, int]:
+        """Frames numbered so far per agent (every frame takes a ``seq``, rows or not)."""
+        return {a: s + 1 for a, s in list(self._seq.items())}
+
 
 def _shift_seq(df: pd.DataFrame, offsets: dict[str, int]) -> pd.DataFrame:
     if not len(df):
