@@ -213,7 +213,7 @@ class Recording(SourceAPI):
             df = self.tables.frame(name)
             frames[name] = df[(df["agent_id"] == agent_id).fillna(False).to_numpy(bool)].reset_index(drop=True)
         tables = Tables(max_rows=self.tables.max_rows)
-        _inject(tables, frames, [agent_id], {})
+        tables.extend_frames(frames, agents=[agent_id])
         out = Recording(tables, self.paths, url=self.url, agent_ids=[agent_id])
         if self.positions_as_of is not None and agent_id in self.positions_as_of.index:
             out.positions_as_of = self.positions_as_of.loc[[agent_id]]

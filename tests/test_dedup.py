@@ -66,7 +66,7 @@ def test_a_recording_and_its_own_export_give_each_row_once(sample, order):
     assert counts(both) == SAMPLE_ROWS
     # the very rows of one load, seq numbers and open positions included
     assert_same_rows(both, once)
-    dups = both.stats()["duplicates"]
+    dups = both.tables.stats()["duplicates"]
     for name in ("account", "position_history", "cycles", "decisions", "trades", "status", "connections"):
         assert dups[name] >= SAMPLE_ROWS[name], name  # every row of the second source was refused
 
@@ -106,7 +106,7 @@ def test_reused_cycle_numbers_are_new_cycles_in_every_path(tmp_path, order):
     assert once.cycles["cycle"].tolist() == [1, 2, 3, 1, 2, 3]
     assert once.cycles["ai_reasoning"].str.startswith("after").tolist() == [False] * 3 + [True] * 3
     assert len(once.decisions) == 12 and len(once.account) == 6
-    assert once.stats().loc["cycles", "duplicates"] == 1  # the resend
+    assert once.tables.stats().loc["cycles", "duplicates"] == 1  # the resend
     export = once.to_parquet(tmp_path / "x")
     assert load(export).cycles["cycle"].tolist() == [1, 2, 3, 1, 2, 3]
     both = load([path, export] if order == "recording first" else [export, path])

@@ -724,7 +724,7 @@ def test_merging_an_export_with_its_recording_dedupes(tmp_path):
     # every row once: the export holds the recording's own rows
     for name in TABLE_NAMES:
         assert len(twice.frame(name)) == len(once.frame(name)), name
-    assert twice.stats().loc["account", "duplicates"] == len(once.account)
+    assert twice.tables.stats().loc["account", "duplicates"] == len(once.account)
     assert twice.tables.next_seq("a") == len(frames)  # nothing of the export was kept
 
 
