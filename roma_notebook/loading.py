@@ -19,7 +19,8 @@
   agent (``source="store"``; see :mod:`roma_notebook.roma_store` and the ``tz``,
   ``agents``, ``since``, ``until`` arguments);
 - a folder of recordings, a glob pattern, or a list of any of these (merged into
-  one set of tables; cycles and fills seen twice are kept once).
+  one set of tables; a row two inputs share is kept once, see
+  :meth:`Tables.extend_frames <roma_notebook.tables.Tables.extend_frames>`).
 
 A corrupt or truncated file becomes one ``errors`` row (kind ``file``, detail
 naming the file); the rest still loads.

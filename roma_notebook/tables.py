@@ -404,9 +404,6 @@ def _b(v: bool | None) -> int:
     return -1 if v is None else int(v)
 
 
-_UNSEEN = object()
-
-
 class _KeySet:
     """An insertion-ordered set (each key may carry a value) that forgets its oldest
     keys beyond ``limit``."""
