@@ -776,11 +776,14 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     # The C scanner itself: one call per line instead of loads -> decode -> raw_decode.
     scan = json.JSONDecoder().scan_once
     line_decode = _line_decode
-    # Documented account updates, the commonest frame, skip ingest(): decoded by
-    # protocol's typed decoder (the events parse() gives) and appended a block at a
-    # time. Only without max_rows, whose trimming is defined row by row.
+    # Documented account, position and status updates, the commonest frames, skip
+    # ingest(): decoded by protocol's typed decoder (the events parse() gives) and
+    # appended a block at a time through Tables' bulk methods. Only without
+    # max_rows, whose trimming is defined row by row.
     typed = P._fast_typed
     AccountMsg = getattr(P, "_AccountMsg", None)
+    PositionMsg = getattr(P, "_PositionMsg", None)
+    StatusMsg = getattr(P, "_StatusMsg", None)
     bulk = line_decode is not None and typed is not None and tables.max_rows is None
     parse_time = P.parse_time
     next_seq = tables.next_seq
@@ -799,6 +802,39 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             tables.extend_account(*acc_cols, source=src)
             for col in acc_cols:
                 col.clear()
+
+    pos_agent: list[str] = []
+    pos_ts: list[int | None] = []
+    pos_recv: list[int] = []
+    pos_seq: list[int] = []
+    pos_rows: list[list[tuple]] = []
+    pos_cols = (pos_agent, pos_ts, pos_recv, pos_seq, pos_rows)
+
+    def flush_positions() -> None:
+        if pos_agent:
+            tables.extend_positions(*pos_cols, source=src)
+            for col in pos_cols:
+                col.clear()
+
+    st_agent: list[str] = []
+    st_ts: list[int | None] = []
+    st_recv: list[int] = []
+    st_seq: list[int] = []
+    st_running: list[bool] = []
+    st_cycles: list[int] = []
+    st_last: list[int | None] = []
+    st_cols = (st_agent, st_ts, st_recv, st_seq, st_running, st_cycles, st_last)
+
+    def flush_status() -> None:
+        if st_agent:
+            tables.extend_status(*st_cols, source=src)
+            for col in st_cols:
+                col.clear()
+
+    def flush_all() -> None:
+        flush_accounts()
+        flush_positions()
+        flush_status()
     b64 = base64.b64decode
     reader = _Lines(path, ctx.progress.update)
     # recorded frames were received live: the same source, so loaded == live exactly
@@ -876,12 +912,36 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                     seen_line = True
                     last_agent, last_t = fl.agent, fl.t
                     frame = fl.frame
-                    if bulk and "account_update" in frame[:40]:
+                    head = frame[:40]
+                    if bulk and ("account_update" in head or "position_update" in head
+                                 or "agent_status" in head):
                         try:
                             msg = typed(frame)
                         except (P._FastError, RecursionError, UnicodeEncodeError):
                             msg = None
-                        if type(msg) is AccountMsg:
+                        tm = type(msg)
+                        if tm is PositionMsg:
+                            pos_agent.append(last_agent)
+                            pos_ts.append(parse_time(msg.timestamp))
+                            pos_recv.append(last_t)
+                            pos_seq.append(next_seq(last_agent))
+                            pos_rows.append([
+                                (p.symbol, p.side.lower(), p.position_amt, p.entry_price, p.mark_price,
+                                 p.unrealized_profit, p.pnl_percentage, p.leverage, p.liquidation_price)
+                                for p in msg.data
+                            ])
+                            continue
+                        if tm is StatusMsg:
+                            d = msg.data
+                            st_agent.append(last_agent)
+                            st_ts.append(parse_time(msg.timestamp))
+                            st_recv.append(last_t)
+                            st_seq.append(next_seq(last_agent))
+                            st_running.append(d.is_running)
+                            st_cycles.append(d.cycle_count)
+                            st_last.append(parse_time(d.last_decision_time))
+                            continue
+                        if tm is AccountMsg:
                             # the rows ingest() would append, collected for one call
                             d = msg.data
                             acc_agent.append(last_agent)
@@ -894,14 +954,20 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                             acc_used.append(d.used_percentage)
                             continue
                     # Rows of one table stay in frame order: any frame that may
-                    # carry an account (a snapshot, an escaped key) waits for the
-                    # collected ones. Without a \u escape the text must name it.
-                    if acc_agent and ("account" in frame or "\\u" in frame):
-                        flush_accounts()
+                    # carry an account, positions or a status (a snapshot, an
+                    # escaped key) waits for the collected ones. Without a \u
+                    # escape the text must name it.
+                    if acc_agent or pos_agent or st_agent:
+                        escaped = "\\u" in frame
+                        if acc_agent and (escaped or "account" in frame):
+                            flush_accounts()
+                        if pos_agent and (escaped or "position" in frame):
+                            flush_positions()
+                        if st_agent and (escaped or "status" in frame):
+                            flush_status()
                     ingest(last_agent, frame, last_t, src)
                     continue
-                if acc_agent:
-                    flush_accounts()
+                flush_all()
             # Fast path: a text frame line exactly as Recorder writes it.
             try:
                 rec, end = scan(line, 0)
@@ -926,7 +992,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             last_agent, last_t = agent, t
             ingest(agent, frame, t, src)
         lineno = base + len(lines)
-        flush_accounts()
+        flush_all()
     problems = []
     carry = reader.tail
     tail = carry.decode("utf-8", "replace")

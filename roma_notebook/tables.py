@@ -894,6 +894,175 @@ class Tables:
                 tb.trim_pending()
             self.version += k
 
+    def _in_order(self, name: str, agent_ids: list, received_ns: list) -> dict | None:
+        """The newest receive time per agent after these rows when each comes after its
+        agent's newest (no identity can repeat), else None. Caller holds no lock."""
+        seen = self._seen[name]
+        if seen.keys is not None or self.max_rows is not None:
+            return None
+        newest = dict(seen.newest)
+        get = newest.get
+        for a, r in zip(agent_ids, received_ns):
+            if r <= get(a, _NA_INT):
+                return None
+            newest[a] = r
+        return newest
+
+    def extend_positions(
+        self,
+        agent_ids: list[str],
+        timestamps: list[int | None],
+        received_ns: list[int],
+        seqs: list[int],
+        positions: list[list[tuple]],
+        source: str = "live",
+    ) -> None:
+        """Append many ``position_update`` messages at once.
+
+        The same rows and open positions as :meth:`append` of one
+        :class:`~roma_notebook.protocol.PositionUpdate` (``snapshot=False``) per
+        index, whose positions are ``positions[i]``: tuples of the
+        :class:`~roma_notebook.protocol.Position` fields in order (side lower-case).
+        Rows that arrive out of receive order, or with ``max_rows``, take
+        :meth:`append` one update at a time (the same result).
+
+        Raises:
+            ValueError: the lists differ in length.
+        """
+        k = len(agent_ids)
+        if not (len(timestamps) == len(received_ns) == len(seqs) == len(positions) == k):
+            raise ValueError("extend_positions: the column lists differ in length")
+        newest = self._in_order("position_history", agent_ids, received_ns)
+        if newest is None:
+            Pos, Upd = P.Position, P.PositionUpdate
+            for a, t, r, s, ps in zip(agent_ids, timestamps, received_ns, seqs, positions):
+                self.append(a, Upd(t, tuple([Pos(*p) for p in ps])), r, s, source)
+            return
+        stamps = [_ns(t, r) for t, r in zip(timestamps, received_ns)]
+        tb = self._t["position_history"]
+        with self._lock:
+            code = tb.code
+            cols: list[list] = [[] for _ in tb.kinds]
+            (c_agent, c_ts, c_recv, c_seq, c_sym, c_side, c_amt, c_entry, c_mark, c_upnl, c_pct,
+             c_lev, c_liq, c_src) = cols
+            codes: dict[str, int] = {}
+            syms: dict[str, int] = {}
+            sides: dict[str, int] = {}
+            last: dict[str, int] = {}  # agent -> index of its newest update here
+            for i, (a, ps) in enumerate(zip(agent_ids, positions)):
+                last[a] = i
+                if not ps:
+                    continue
+                ca = codes.get(a)
+                if ca is None:
+                    ca = codes[a] = code(0, a)
+                ts, r, s = stamps[i], received_ns[i], seqs[i]
+                for sym, side, amt, entry, mark, upnl, pct, lev, liq in ps:
+                    cs = syms.get(sym)
+                    if cs is None:
+                        cs = syms[sym] = code(4, sym)
+                    cd = sides.get(side)
+                    if cd is None:
+                        cd = sides[side] = code(5, side)
+                    c_agent.append(ca)
+                    c_ts.append(ts)
+                    c_recv.append(r)
+                    c_seq.append(s)
+                    c_sym.append(cs)
+                    c_side.append(cd)
+                    c_amt.append(amt)
+                    c_entry.append(entry)
+                    c_mark.append(mark)
+                    c_upnl.append(upnl)
+                    c_pct.append(pct)
+                    c_lev.append(_i(lev))
+                    c_liq.append(liq)
+            n = len(c_agent)
+            c_src.extend([code(13, source)] * n)
+            buf = tb.buf
+            new = [array(col.typecode, v) for col, v in zip(buf.cols, cols)]
+            for col, values in zip(buf.cols, new):
+                col.extend(values)
+            buf.n += n
+            tb.total += n
+            tb.version += n
+            self._seen["position_history"].newest = newest
+            Pos = P.Position
+            for a, i in last.items():
+                # in receive order, so each agent's newest update here is its open set
+                # (unless a merged export's open set was received later: _positions' rule)
+                current = self._open.get(a)
+                if current is not None and received_ns[i] < current[0]:
+                    continue
+                self._open[a] = (received_ns[i], stamps[i], seqs[i], source,
+                                 tuple([Pos(*p) for p in positions[i] if p[2] != 0.0]))
+            self._open_version += 1
+            self.version += k
+
+    def extend_status(
+        self,
+        agent_ids: list[str],
+        timestamps: list[int | None],
+        received_ns: list[int],
+        seqs: list[int],
+        is_running: list[bool | None],
+        cycle_count: list[int | None],
+        last_decision_time: list[int | None],
+        source: str = "live",
+    ) -> None:
+        """Append many documented ``agent_status`` messages at once.
+
+        The same rows as :meth:`append` of one
+        :class:`~roma_notebook.protocol.AgentStatus` per index (no ``name``,
+        ``runtime_minutes`` NaN, as the documented message gives them). Rows out of
+        receive order, or with ``max_rows``, take :meth:`append` one at a time.
+
+        Raises:
+            ValueError: the lists differ in length.
+        """
+        k = len(agent_ids)
+        if not (len(timestamps) == len(received_ns) == len(seqs) == len(is_running)
+                == len(cycle_count) == len(last_decision_time) == k):
+            raise ValueError("extend_status: the column lists differ in length")
+        newest = self._in_order("status", agent_ids, received_ns)
+        if newest is None:
+            St = P.AgentStatus
+            for a, t, r, s, run, cc, last in zip(agent_ids, timestamps, received_ns, seqs, is_running,
+                                                 cycle_count, last_decision_time):
+                self.append(a, St(t, a, run, cc, last), r, s, source)
+            return
+        tb = self._t["status"]
+        with self._lock:
+            code = tb.code
+            codes: dict[str, int] = {}
+            agents = []
+            for a in agent_ids:
+                c = codes.get(a)
+                if c is None:
+                    c = codes[a] = code(0, a)
+                agents.append(c)
+            values = (
+                agents,
+                [_ns(t, r) for t, r in zip(timestamps, received_ns)],
+                received_ns,
+                seqs,
+                [_b(v) for v in is_running],
+                [_i(v) for v in cycle_count],
+                [_t(v) for v in last_decision_time],
+                [-1] * k,
+                [_NAN] * k,
+                [code(9, source)] * k,
+            )
+            buf = tb.buf
+            new = [array(col.typecode, v) for col, v in zip(buf.cols, values)]
+            for col, vals in zip(buf.cols, new):
+                col.extend(vals)
+            buf.n += k
+            tb.total += k
+            tb.version += k
+            self._seen["status"].newest = newest
+            self.version += k
+
     def extend_frames(
         self,
         frames: Mapping[str, pd.DataFrame],
