@@ -757,8 +757,21 @@ try:
     # stdlib path below, which decides as it always did.
     _line_decode: Any = _msgspec.json.Decoder(_FrameLine).decode
     _LineError: Any = _msgspec.DecodeError
+
+    class _BlockLine(_msgspec.Struct, forbid_unknown_fields=True):
+        """A frame line of a block decoded in one call; binary ones go line by line."""
+
+        t: int
+        agent: str
+        frame: str
+        binary: bool = False
+
+    # A block's lines as one JSON array: one call instead of one per line. Any line
+    # that does not fit (a header, a connection event, damage) fails the block, whose
+    # lines then take the line-by-line path.
+    _block_decode: Any = _msgspec.json.Decoder(list[_BlockLine]).decode
 except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct without it
-    _line_decode = None
+    _line_decode = _block_decode = None
     _LineError = ValueError
 
 
@@ -783,53 +796,59 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     typed = P._fast_typed
     AccountMsg = getattr(P, "_AccountMsg", None)
     PositionMsg = getattr(P, "_PositionMsg", None)
-    StatusMsg = getattr(P, "_StatusMsg", None)
     bulk = line_decode is not None and typed is not None and tables.max_rows is None
-    parse_time = P.parse_time
     next_seq = tables.next_seq
-    acc_agent: list[str] = []
-    acc_ts: list[int | None] = []
-    acc_recv: list[int] = []
-    acc_seq: list[int] = []
-    acc_total: list[float] = []
-    acc_avail: list[float] = []
-    acc_upnl: list[float] = []
-    acc_used: list[float] = []
-    acc_cols = (acc_agent, acc_ts, acc_recv, acc_seq, acc_total, acc_avail, acc_upnl, acc_used)
+    # frames of one second share a stamp: a local cache saves the call (parse_time
+    # caches the same way)
+    stamps: dict[str, int | None] = {}
+    stamp_of = stamps.get
+    _MISS = stamps  # (a sentinel no stamp can equal)
+
+    def parse_time(text: str) -> int | None:
+        ns = P.parse_time(text)
+        if len(stamps) > 4096:
+            stamps.clear()
+        stamps[text] = ns
+        return ns
+    # (agent, time, received, seq, data) per collected message, in frame order
+    accs: list[tuple] = []
+    poss: list[tuple] = []
+    stats: list[tuple] = []
 
     def flush_accounts() -> None:
-        if acc_agent:
-            tables.extend_account(*acc_cols, source=src)
-            for col in acc_cols:
-                col.clear()
-
-    pos_agent: list[str] = []
-    pos_ts: list[int | None] = []
-    pos_recv: list[int] = []
-    pos_seq: list[int] = []
-    pos_rows: list[list[tuple]] = []
-    pos_cols = (pos_agent, pos_ts, pos_recv, pos_seq, pos_rows)
+        if accs:
+            agents, stamps_, recv, seqs, data = map(list, zip(*accs))
+            accs.clear()
+            tables.extend_account(
+                agents, stamps_, recv, seqs,
+                [d.total_balance for d in data], [d.available_balance for d in data],
+                [d.unrealized_pnl for d in data], [d.used_percentage for d in data], source=src,
+            )
 
     def flush_positions() -> None:
-        if pos_agent:
-            tables.extend_positions(*pos_cols, source=src)
-            for col in pos_cols:
-                col.clear()
-
-    st_agent: list[str] = []
-    st_ts: list[int | None] = []
-    st_recv: list[int] = []
-    st_seq: list[int] = []
-    st_running: list[bool] = []
-    st_cycles: list[int] = []
-    st_last: list[int | None] = []
-    st_cols = (st_agent, st_ts, st_recv, st_seq, st_running, st_cycles, st_last)
+        if poss:
+            agents, stamps_, recv, seqs, data = map(list, zip(*poss))
+            poss.clear()
+            tables.extend_positions(
+                agents, stamps_, recv, seqs,
+                [[(p.symbol, p.side.lower(), p.position_amt, p.entry_price, p.mark_price,
+                   p.unrealized_profit, p.pnl_percentage, p.leverage, p.liquidation_price) for p in items]
+                 for items in data],
+                source=src,
+            )
 
     def flush_status() -> None:
-        if st_agent:
-            tables.extend_status(*st_cols, source=src)
-            for col in st_cols:
-                col.clear()
+        if stats:
+            agents, stamps_, recv, seqs, data = map(list, zip(*stats))
+            stats.clear()
+            last = []
+            for d in data:
+                ns = stamp_of(d.last_decision_time, _MISS)
+                last.append(parse_time(d.last_decision_time) if ns is _MISS else ns)
+            tables.extend_status(
+                agents, stamps_, recv, seqs,
+                [d.is_running for d in data], [d.cycle_count for d in data], last, source=src,
+            )
 
     def flush_all() -> None:
         flush_accounts()
@@ -898,72 +917,60 @@ def _load_recording(ctx: _Context, path: Path) -> None:
         else:
             bad(line, "neither a header, a frame nor a connection event")
 
+    block_decode = _block_decode if line_decode is not None else None
     for lines in reader:
         base = lineno
+        decoded = None
+        if block_decode is not None and len(lines) > 1:
+            try:
+                decoded = block_decode("[" + ",".join(lines) + "]")
+            except (_LineError, RecursionError, UnicodeError):
+                decoded = None
+            if decoded is not None and len(decoded) != len(lines):
+                decoded = None  # a line held two values: line by line decides
         for i, line in enumerate(lines):
             if line_decode is not None:
-                try:
-                    fl = line_decode(line)
-                except _LineError:
-                    fl = None
+                if decoded is not None:
+                    fl = decoded[i]
+                    if fl.binary:
+                        fl = None
+                else:
+                    try:
+                        fl = line_decode(line)
+                    except _LineError:
+                        fl = None
                 # the same as the scanner path below for this line (only JSON
                 # whitespace around the object may differ, which handle() ignores)
                 if fl is not None and _NS_MIN <= fl.t <= _NS_MAX:
                     seen_line = True
                     last_agent, last_t = fl.agent, fl.t
                     frame = fl.frame
-                    head = frame[:40]
-                    if bulk and ("account_update" in head or "position_update" in head
-                                 or "agent_status" in head):
+                    if bulk:
+                        # (what the typed decoder accepts, parse() reads the same way)
                         try:
                             msg = typed(frame)
                         except (P._FastError, RecursionError, UnicodeEncodeError):
                             msg = None
-                        tm = type(msg)
-                        if tm is PositionMsg:
-                            pos_agent.append(last_agent)
-                            pos_ts.append(parse_time(msg.timestamp))
-                            pos_recv.append(last_t)
-                            pos_seq.append(next_seq(last_agent))
-                            pos_rows.append([
-                                (p.symbol, p.side.lower(), p.position_amt, p.entry_price, p.mark_price,
-                                 p.unrealized_profit, p.pnl_percentage, p.leverage, p.liquidation_price)
-                                for p in msg.data
-                            ])
-                            continue
-                        if tm is StatusMsg:
-                            d = msg.data
-                            st_agent.append(last_agent)
-                            st_ts.append(parse_time(msg.timestamp))
-                            st_recv.append(last_t)
-                            st_seq.append(next_seq(last_agent))
-                            st_running.append(d.is_running)
-                            st_cycles.append(d.cycle_count)
-                            st_last.append(parse_time(d.last_decision_time))
-                            continue
-                        if tm is AccountMsg:
-                            # the rows ingest() would append, collected for one call
-                            d = msg.data
-                            acc_agent.append(last_agent)
-                            acc_ts.append(parse_time(msg.timestamp))
-                            acc_recv.append(last_t)
-                            acc_seq.append(next_seq(last_agent))
-                            acc_total.append(d.total_balance)
-                            acc_avail.append(d.available_balance)
-                            acc_upnl.append(d.unrealized_pnl)
-                            acc_used.append(d.used_percentage)
+                        if msg is not None:
+                            ns = stamp_of(msg.timestamp, _MISS)
+                            if ns is _MISS:
+                                ns = parse_time(msg.timestamp)
+                            tm = type(msg)
+                            (accs if tm is AccountMsg else poss if tm is PositionMsg else stats).append(
+                                (last_agent, ns, last_t, next_seq(last_agent), msg.data)
+                            )
                             continue
                     # Rows of one table stay in frame order: any frame that may
                     # carry an account, positions or a status (a snapshot, an
                     # escaped key) waits for the collected ones. Without a \u
                     # escape the text must name it.
-                    if acc_agent or pos_agent or st_agent:
+                    if accs or poss or stats:
                         escaped = "\\u" in frame
-                        if acc_agent and (escaped or "account" in frame):
+                        if accs and (escaped or "account" in frame):
                             flush_accounts()
-                        if pos_agent and (escaped or "position" in frame):
+                        if poss and (escaped or "position" in frame):
                             flush_positions()
-                        if st_agent and (escaped or "status" in frame):
+                        if stats and (escaped or "status" in frame):
                             flush_status()
                     ingest(last_agent, frame, last_t, src)
                     continue

@@ -942,13 +942,10 @@ class Tables:
         tb = self._t["position_history"]
         with self._lock:
             code = tb.code
-            cols: list[list] = [[] for _ in tb.kinds]
-            (c_agent, c_ts, c_recv, c_seq, c_sym, c_side, c_amt, c_entry, c_mark, c_upnl, c_pct,
-             c_lev, c_liq, c_src) = cols
             codes: dict[str, int] = {}
-            syms: dict[str, int] = {}
-            sides: dict[str, int] = {}
             last: dict[str, int] = {}  # agent -> index of its newest update here
+            heads: list[tuple] = []  # (agent code, time, received, seq) per row
+            flat: list[tuple] = []  # the positions, row by row
             for i, (a, ps) in enumerate(zip(agent_ids, positions)):
                 last[a] = i
                 if not ps:
@@ -956,29 +953,28 @@ class Tables:
                 ca = codes.get(a)
                 if ca is None:
                     ca = codes[a] = code(0, a)
-                ts, r, s = stamps[i], received_ns[i], seqs[i]
-                for sym, side, amt, entry, mark, upnl, pct, lev, liq in ps:
-                    cs = syms.get(sym)
-                    if cs is None:
-                        cs = syms[sym] = code(4, sym)
-                    cd = sides.get(side)
-                    if cd is None:
-                        cd = sides[side] = code(5, side)
-                    c_agent.append(ca)
-                    c_ts.append(ts)
-                    c_recv.append(r)
-                    c_seq.append(s)
-                    c_sym.append(cs)
-                    c_side.append(cd)
-                    c_amt.append(amt)
-                    c_entry.append(entry)
-                    c_mark.append(mark)
-                    c_upnl.append(upnl)
-                    c_pct.append(pct)
-                    c_lev.append(_i(lev))
-                    c_liq.append(liq)
-            n = len(c_agent)
-            c_src.extend([code(13, source)] * n)
+                head = (ca, stamps[i], received_ns[i], seqs[i])
+                if len(ps) == 1:
+                    heads.append(head)
+                else:
+                    heads.extend([head] * len(ps))
+                flat.extend(ps)
+            n = len(flat)
+            if n:
+                c_sym, c_side, c_amt, c_entry, c_mark, c_upnl, c_pct, c_lev, c_liq = map(list, zip(*flat))
+                sym_codes = {v: code(4, v) for v in dict.fromkeys(c_sym)}
+                side_codes = {v: code(5, v) for v in dict.fromkeys(c_side)}
+                cols = [
+                    *map(list, zip(*heads)),
+                    [sym_codes[v] for v in c_sym],
+                    [side_codes[v] for v in c_side],
+                    c_amt, c_entry, c_mark, c_upnl, c_pct,
+                    [v if v is not None and _NA_INT < v < _INT64_END else _NA_INT for v in c_lev],
+                    c_liq,
+                    [code(13, source)] * n,
+                ]
+            else:
+                cols = [[] for _ in tb.kinds]
             buf = tb.buf
             new = [array(col.typecode, v) for col, v in zip(buf.cols, cols)]
             for col, values in zip(buf.cols, new):
