@@ -968,7 +968,8 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                         escaped = "\\u" in frame
                         if accs and (escaped or "account" in frame):
                             flush_accounts()
-                        if poss and (escaped or "position" in frame):
+                        # (a decision's "position_size_usd" carries none)
+                        if poss and (escaped or '"positions"' in frame or "position_update" in frame):
                             flush_positions()
                         if stats and (escaped or "status" in frame):
                             flush_status()

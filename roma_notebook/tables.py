@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+from operator import lt as _lt
 import threading
 import time
 from array import array
@@ -495,6 +496,23 @@ class _Seen:
             self.newest[agent] = received_ns
 
 
+def _newest_after(newest: dict, agent_ids: list, received_ns: list) -> dict | None:
+    """The newest receive time per agent after these rows, or None when a row does
+    not come after the newest of its agent (so its identity may repeat)."""
+    r = received_ns
+    if r and r[0] > max(newest.values(), default=_NA_INT) and all(map(_lt, r, itertools.islice(r, 1, None))):
+        out = dict(newest)  # the common case, checked in C: one clock, rising
+        out.update(zip(agent_ids, r))
+        return out
+    out = dict(newest)
+    get = out.get
+    for a, x in zip(agent_ids, r):
+        if x <= get(a, _NA_INT):
+            return None
+        out[a] = x
+    return out
+
+
 def _fingerprint(reasoning: str | None, ts: int) -> int:
     # (a hash, so remembered keys do not keep the reasoning text alive)
     return hash(reasoning) if reasoning is not None else ts
@@ -820,19 +838,15 @@ class Tables:
         if not k:
             return
         tb = self._t["account"]
-        stamps = [_ns(t, r) for t, r in zip(timestamps, received_ns)]
+        stamps = [t if t is not None and _NA_INT < t < _INT64_END else r  # _ns(), inline
+                  for t, r in zip(timestamps, received_ns)]
         # de-duplication as append() does it row by row (_IDENTITY)
         seen = self._seen["account"]
         newest: dict[str, int] | None = None
         if seen.keys is None:
-            newest = dict(seen.newest)
-            get = newest.get
-            for a, r in zip(agent_ids, received_ns):
-                if r <= get(a, _NA_INT):
-                    newest = None
-                    self._collect_keys("account")
-                    break
-                newest[a] = r
+            newest = _newest_after(seen.newest, agent_ids, received_ns)
+            if newest is None:
+                self._collect_keys("account")
         with self._lock:
             fresh: dict = {}  # identities of the rows kept, recorded once they are in
             if newest is None:
@@ -855,13 +869,8 @@ class Tables:
                     if not k:
                         return
             code = tb.code
-            codes: dict[str, int] = {}
-            agents = []
-            for a in agent_ids:
-                c = codes.get(a)
-                if c is None:
-                    c = codes[a] = code(0, a)
-                agents.append(c)
+            codes = {a: code(0, a) for a in dict.fromkeys(agent_ids)}
+            agents = [codes[a] for a in agent_ids]
             # every column converted before any is extended: a bad value leaves
             # the table as it was, never with columns of unequal length
             buf = tb.buf
@@ -900,13 +909,7 @@ class Tables:
         seen = self._seen[name]
         if seen.keys is not None or self.max_rows is not None:
             return None
-        newest = dict(seen.newest)
-        get = newest.get
-        for a, r in zip(agent_ids, received_ns):
-            if r <= get(a, _NA_INT):
-                return None
-            newest[a] = r
-        return newest
+        return _newest_after(seen.newest, agent_ids, received_ns)
 
     def extend_positions(
         self,
@@ -938,7 +941,8 @@ class Tables:
             for a, t, r, s, ps in zip(agent_ids, timestamps, received_ns, seqs, positions):
                 self.append(a, Upd(t, tuple([Pos(*p) for p in ps])), r, s, source)
             return
-        stamps = [_ns(t, r) for t, r in zip(timestamps, received_ns)]
+        stamps = [t if t is not None and _NA_INT < t < _INT64_END else r  # _ns(), inline
+                  for t, r in zip(timestamps, received_ns)]
         tb = self._t["position_history"]
         with self._lock:
             code = tb.code
@@ -1030,21 +1034,17 @@ class Tables:
         tb = self._t["status"]
         with self._lock:
             code = tb.code
-            codes: dict[str, int] = {}
-            agents = []
-            for a in agent_ids:
-                c = codes.get(a)
-                if c is None:
-                    c = codes[a] = code(0, a)
-                agents.append(c)
+            codes = {a: code(0, a) for a in dict.fromkeys(agent_ids)}
+            agents = [codes[a] for a in agent_ids]
             values = (
                 agents,
-                [_ns(t, r) for t, r in zip(timestamps, received_ns)],
+                [t if t is not None and _NA_INT < t < _INT64_END else r  # _ns(), _b(), _i(), _t() inline
+                 for t, r in zip(timestamps, received_ns)],
                 received_ns,
                 seqs,
-                [_b(v) for v in is_running],
-                [_i(v) for v in cycle_count],
-                [_t(v) for v in last_decision_time],
+                [-1 if v is None else int(v) for v in is_running],
+                [v if v is not None and _NA_INT < v < _INT64_END else _NA_INT for v in cycle_count],
+                [v if v is not None and _NA_INT < v < _INT64_END else _NA_INT for v in last_decision_time],
                 [-1] * k,
                 [_NAN] * k,
                 [code(9, source)] * k,
