@@ -1209,14 +1209,22 @@ class Tables:
         """
         seen = self._seen[name]
         recv = pd.DatetimeIndex(df["received_at"]).as_unit("ns").asi8
-        agents = df["agent_id"].to_numpy(dtype=object, na_value=None)
+        # per agent (missing agent included): the oldest and newest receive time here
+        codes, uniques = pd.factorize(df["agent_id"], use_na_sentinel=False)
+        span = pd.DataFrame({"a": codes, "r": recv}).groupby("a")["r"].agg(["min", "max"])
+        agents = [None if a is pd.NA or a is None or a != a else a for a in uniques]
+        first = dict(zip((agents[i] for i in span.index), span["min"].tolist()))
+        last = dict(zip((agents[i] for i in span.index), span["max"].tolist()))
+
+        def saw_all() -> None:
+            with self._lock:
+                for a, r in last.items():
+                    seen.saw(a, r)
+
         if seen.keys is None:
             # all after the newest row of their agent: nothing to compare with
-            prior = np.array([seen.newest.get(a, _NA_INT) for a in agents], dtype=np.int64)
-            if (recv > prior).all():
-                with self._lock:
-                    for a, r in zip(agents, recv.tolist()):
-                        seen.saw(a, r)
+            if all(r > seen.newest.get(a, _NA_INT) for a, r in first.items()):
+                saw_all()
                 return np.ones(len(df), bool)
             self._collect_keys(name)
         keys = seen.keys
@@ -1225,8 +1233,7 @@ class Tables:
         keep = np.fromiter((k not in keys for k in rows), bool, len(rows))
         with self._lock:
             keys.update(k for k, ok in zip(rows, keep) if ok)
-            for a, r in zip(agents, recv.tolist()):
-                seen.saw(a, r)
+        saw_all()
         return keep
 
     def _restore_open(self, positions: pd.DataFrame) -> None:

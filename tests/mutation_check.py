@@ -72,7 +72,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "merged sources not de-duplicated",
         "tables.py",
-        "            if (recv > prior).all():\n",
+        "            if all(r > seen.newest.get(a, _NA_INT) for a, r in first.items()):\n",
         "            if True:\n",
         ("test_dedup.py::test_a_recording_and_its_own_export_give_each_row_once",),
         "a recording merged with its own Parquet export keeps every row twice",
