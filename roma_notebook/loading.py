@@ -49,8 +49,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import glob as _glob
 import html
@@ -62,13 +60,14 @@ import time
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable
 
 import pandas as pd
 
 from . import protocol as P
 from .errors import ProtocolError
-from .recording import RECORDING_FORMAT, RECORDING_VERSION
+from .recording import RECORDING_FORMAT
+from .recording_reader import _NS_MAX, _NS_MIN, NotARecording, RecordingLines, last_line, read_header, read_line
 from .source_api import SourceAPI
 from .tables import TABLE_NAMES, Tables
 
@@ -91,9 +90,6 @@ ACCEPTED_FORMATS = (
 _DECISION_NAME = re.compile(r"^decision_(\d{8})_(\d{6})(?:_cycle(-?\d+))?.*\.json$")
 _LOG_FILES = ("trade_history.json", "equity_history.json")
 _RECORDING_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
-# bytes read per step: big enough to amortise, small enough that a progress bar
-# moves several times a second (a gzip chunk decompresses to ~15x its size)
-_CHUNK = 1 << 18
 
 
 # ---------------------------------------------------------------- Recording
@@ -642,105 +638,6 @@ def _positions_moments(moments: dict[str, tuple[int | None, int, str]]) -> pd.Da
 # ---------------------------------------------------------------- recordings
 
 
-class _Blocks:
-    """Decompressed bytes of a (possibly gzip, multi-member, truncated) file, in chunks.
-
-    Never raises for damaged data: after iteration ``problem`` says what was wrong
-    (truncated gzip, corrupt data), or is None.
-    """
-
-    def __init__(self, path: Path, progress: Callable[[int], None]):
-        self.path = path
-        self.progress = progress
-        self.problem: str | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        with open(self.path, "rb") as f:
-            first = f.read(_CHUNK)
-            if first[:2] != b"\x1f\x8b":
-                data = first
-                while data:
-                    self.progress(len(data))
-                    yield data
-                    data = f.read(_CHUNK)
-                return
-            # Our own streaming gunzip: gzip.GzipFile raises at a missing trailer
-            # and can lose the data decoded in that last read.
-            d = zlib.decompressobj(31)
-            data = first
-            consumed = 0
-            while data:
-                self.progress(len(data))
-                saved = d.copy()
-                try:
-                    out, d = _gunzip_step(d, data)
-                except zlib.error as exc:
-                    # zlib drops a failing call's output: redo the chunk in small
-                    # steps to keep what decodes before the damage.
-                    d, out = saved, []
-                    for i in range(0, len(data), 512):
-                        try:
-                            more, d = _gunzip_step(d, data[i : i + 512])
-                        except zlib.error:
-                            break
-                        out += more
-                    yield b"".join(out)
-                    self.problem = f"corrupt gzip data after byte {consumed} ({exc})"
-                    return
-                consumed += len(data)
-                yield b"".join(out)
-                data = f.read(_CHUNK)
-            tail = d.flush()
-            if tail:
-                yield tail
-            if not d.eof:
-                self.problem = "gzip stream ends early (the recording was not closed)"
-
-
-class _Lines:
-    """Complete text lines of a recording, one list per decompressed block.
-
-    The loader and :mod:`roma_notebook.replay` both read recordings through this,
-    so a damaged file means the same to both. Lines come without their newline;
-    after iteration ``tail`` holds the bytes after the last newline (a torn or
-    unterminated last line, possibly empty) and ``problem`` any gzip damage.
-    """
-
-    def __init__(self, path: Path, progress: Callable[[int], None] = lambda n: None):
-        self.blocks = _Blocks(path, progress)
-        self.tail = b""
-
-    @property
-    def problem(self) -> str | None:
-        return self.blocks.problem
-
-    def __iter__(self) -> Iterator[list[str]]:
-        carry = b""
-        for block in self.blocks:
-            if carry:
-                block = carry + block
-            cut = block.rfind(b"\n") + 1
-            carry = block[cut:]
-            # One decode per block, not per line: json on str is ~3x cheaper than on
-            # bytes. Complete lines only, so no UTF-8 sequence is split.
-            lines = block[:cut].decode("utf-8", "replace").split("\n")
-            lines.pop()  # the empty string after the last newline
-            yield lines
-        self.tail = carry
-
-
-def _gunzip_step(d: Any, data: bytes) -> tuple[list[bytes], Any]:
-    """Feed ``data`` to a gzip decompressor, starting new ones at member boundaries."""
-    out = [d.decompress(data)]
-    while d.eof and d.unused_data:
-        rest = d.unused_data
-        if not rest.strip(b"\x00"):  # zero padding after the last member
-            break
-        d = zlib.decompressobj(31)
-        out.append(d.decompress(rest))
-    return out, d
-
-
 try:
     import msgspec as _msgspec
 
@@ -775,7 +672,6 @@ except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct 
     _LineError = ValueError
 
 
-_NS_MIN, _NS_MAX = -(2**63), 2**63 - 1  # receive times the tables can store
 
 _AGENT_IN_LINE = re.compile(r'"agent"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _T_IN_LINE = re.compile(r'"t"\s*:\s*(\d+)')
@@ -785,7 +681,6 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     tables = ctx.tables
     ingest = tables.ingest
     add_error = tables.add_error
-    loads = json.loads
     # The C scanner itself: one call per line instead of loads -> decode -> raw_decode.
     scan = json.JSONDecoder().scan_once
     line_decode = _line_decode
@@ -854,8 +749,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
         flush_accounts()
         flush_positions()
         flush_status()
-    b64 = base64.b64decode
-    reader = _Lines(path, ctx.progress.update)
+    reader = RecordingLines(path, ctx.progress.update)
     # recorded frames were received live: the same source, so loaded == live exactly
     src = "live"
     lineno = 0
@@ -873,49 +767,27 @@ def _load_recording(ctx: _Context, path: Path) -> None:
         # The slow, careful path: headers, binary frames, connection events, damage.
         nonlocal seen_line, last_agent, last_t
         try:
-            rec = loads(line)
-        except ValueError as exc:
-            bad(line, f"not JSON ({exc})")
+            got = read_line(line, first=not seen_line)
+        except NotARecording:
+            raise ValueError(
+                f"{str(path)!r} is not a roma_notebook recording (its first line is not a "
+                f"recording header); load() reads {ACCEPTED_FORMATS}"
+            ) from None
+        kind = got[0]
+        if kind == "bad":
+            seen_line = seen_line or got[2]
+            bad(line, got[1])
             return
-        if type(rec) is not dict:
-            bad(line, "not a JSON object")
-            return
-        if not seen_line:
-            seen_line = True
-            if "format" not in rec and "frame" not in rec:
-                raise ValueError(
-                    f"{str(path)!r} is not a roma_notebook recording (its first line is not a "
-                    f"recording header); load() reads {ACCEPTED_FORMATS}"
-                )
-        if "frame" in rec:
-            t = rec.get("t")
-            agent = rec.get("agent")
-            frame = rec["frame"]
-            if type(t) is not int or type(agent) is not str:
-                bad(line, "frame line without an int 't' and a string 'agent'")
-                return
-            if not _NS_MIN <= t <= _NS_MAX:  # the tables store int64 ns
-                bad(line, f"frame line's 't' {t} is outside the int64 nanosecond range")
-                return
-            if rec.get("binary"):
-                try:
-                    frame = b64(frame, validate=True)
-                except (binascii.Error, TypeError, ValueError) as exc:
-                    bad(line, f"binary frame is not base64 ({exc})")
-                    return
+        seen_line = True
+        if kind == "frame":
+            _, t, agent, frame = got
             last_agent, last_t = agent, t
             ingest(agent, frame, t, src)
-        elif "format" in rec:
-            _header(ctx, rec, path)
-        elif "connection" in rec:
-            t = rec.get("t")
-            agent = rec.get("agent")
-            if type(t) is not int or type(agent) is not str:
-                bad(line, "connection line without an int 't' and a string 'agent'")
-                return
-            tables.add_connection(agent, str(rec["connection"]), str(rec.get("detail") or ""), t)
-        else:
-            bad(line, "neither a header, a frame nor a connection event")
+        elif kind == "header":
+            read_header(ctx, got[1], path)
+        else:  # connection
+            _, t, agent, event, detail = got
+            tables.add_connection(agent, event, detail, t)
 
     block_decode = _block_decode if line_decode is not None else None
     for lines in reader:
@@ -1003,13 +875,9 @@ def _load_recording(ctx: _Context, path: Path) -> None:
         flush_all()
     problems = []
     carry = reader.tail
-    tail = carry.decode("utf-8", "replace")
+    tail, complete = last_line(carry)
     if tail.strip():
         lineno += 1
-        try:
-            complete = loads(tail) is not None
-        except ValueError:
-            complete = False
         if complete:  # a last line without its newline is still a whole line
             handle(tail)
             tail = ""
@@ -1041,26 +909,6 @@ def _guess_agent_time(line: str, agent: str | None, t: int | None, path: Path) -
     if t is None:
         t = _mtime_ns(path)
     return agent, t
-
-
-def _header(ctx: _Context, rec: dict, path: Path) -> None:
-    if rec.get("format") != RECORDING_FORMAT:
-        raise ValueError(f"{path} is not a roma_notebook recording (format {rec.get('format')!r})")
-    version = rec.get("version")
-    if not isinstance(version, int) or version > RECORDING_VERSION:
-        raise ValueError(
-            f"{path} is a version {version!r} recording; this roma_notebook reads version "
-            f"{RECORDING_VERSION} or older: upgrade roma_notebook"
-        )
-    if ctx.url is None and isinstance(rec.get("url"), str):
-        from .recording import safe_url
-
-        ctx.url = safe_url(rec["url"])  # even a hand-edited header never shows a token
-    ids = rec.get("agent_ids")
-    if isinstance(ids, list):
-        for a in ids:
-            if isinstance(a, str) and a not in ctx.declared:
-                ctx.declared.append(a)
 
 
 def _mtime_ns(path: Path) -> int:
