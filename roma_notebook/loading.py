@@ -60,7 +60,7 @@ import time
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -790,7 +790,15 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             tables.add_connection(agent, event, detail, t)
 
     block_decode = _block_decode if line_decode is not None else None
-    for lines in reader:
+
+    def parts() -> Iterator[list[str]]:
+        # a decompressed block holds ~4 MB of lines: decoded a slice at a time, the
+        # joined text and decoded lines stay small next to the tables being built
+        for lines in reader:
+            for k in range(0, len(lines), 2048):
+                yield lines[k : k + 2048]
+
+    for lines in parts():
         base = lineno
         decoded = None
         if block_decode is not None and len(lines) > 1:
