@@ -7,6 +7,12 @@ thread and asyncio loop and serves it with the ``websockets`` library only:
 frame is serialised by :mod:`roma_notebook.protocol`, so the server and the
 client agree by construction.
 
+This module is the server (connections, tokens, byte budgets, dialect
+encoding, broken and error frames, recording of sent frames); what it serves
+comes from one :class:`~roma_notebook.sim_sources.FrameSource`: the seeded
+market (:class:`~roma_notebook.sim_sources.MarketSource`) or a recording
+(:class:`~roma_notebook.sim_sources.ReplaySource`).
+
 What a ``/ws/agents/{id}`` client receives (``dialect="documented"``):
 
 1. at once: the agent's current ``account_update``, ``position_update`` and
