@@ -69,7 +69,8 @@ import pandas as pd
 from . import protocol as P
 from .errors import ProtocolError
 from .recording import RECORDING_FORMAT, RECORDING_VERSION
-from .tables import TABLE_NAMES, TableProperties, Tables
+from .schema import TABLE_NAMES
+from .tables import TableProperties, Tables
 
 __all__ = ["load", "Recording", "ACCEPTED_FORMATS", "LoadWarning"]
 
@@ -138,7 +139,7 @@ class Recording(TableProperties):
     # -- the DESIGN.md table properties come from TableProperties
 
     def frame(self, name: str) -> pd.DataFrame:
-        """The DataFrame of table ``name`` (one of ``roma_notebook.tables.TABLE_NAMES``)."""
+        """The DataFrame of table ``name`` (one of ``roma_notebook.schema.TABLE_NAMES``)."""
         return self.tables.frame(name)
 
     _frame = frame

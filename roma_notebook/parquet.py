@@ -65,7 +65,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .tables import TABLE_NAMES, Tables, empty_frame
+from .schema import TABLE_NAMES, empty_frame
+from .tables import Tables
 
 __all__ = [
     "to_parquet",
