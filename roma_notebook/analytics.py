@@ -103,6 +103,8 @@ def _to_utc(s: pd.Series) -> pd.Series:
 
 
 def _coerce(s: pd.Series, dtype: str, column: str = "") -> pd.Series:
+    if s.dtype == dtype and not (isinstance(s.dtype, pd.StringDtype) and s.dtype.na_value is not pd.NA):
+        return s  # already the table's own dtype (pandas' "str" equals "string" but holds NaN)
     if dtype == _UTC:
         return _to_utc(s)
     if dtype == "string":
