@@ -153,6 +153,8 @@ def _norm(df: pd.DataFrame | None, name: str) -> pd.DataFrame:
         elif col == "seq":
             out[col] = np.arange(len(out), dtype="int64")
         else:
+            if dtype == "int64":  # a count the frame lacks stays missing, not 0
+                dtype = "Int64"
             out[col] = pd.Series(pd.NA if dtype in ("string", "Int64", "boolean") else np.nan,
                                  index=out.index).astype(dtype)
     # Rows without an agent id are grouped under "" instead of vanishing from groupbys.
