@@ -17,8 +17,10 @@ Conventions used throughout (also stated in each docstring):
   round trips are rebuilt from its fills (:func:`round_trips`).
 * A win is a trade with P&L > 0, a loss one with P&L < 0; a trade at exactly 0 counts in
   ``n_trades`` but is neither (as in ROMA-01's backend).
-* Percent columns (``*_pct``, ``roma_win_rate``, ``roma_max_drawdown``) are in percent;
-  ``win_rate``, ``share`` and ``hold_rate`` are fractions in [0, 1].
+* A percent only in a column ending ``_pct``; ``win_rate``, ``share`` and ``hold_rate``
+  are fractions in [0, 1]. (The exception is ROMA-01's own performance block, the
+  ``performance`` table and :func:`roma_performance`, which keep the backend's names and
+  units: ``win_rate`` and ``max_drawdown`` in percent.)
 
 Example:
     >>> import roma_notebook as rn
@@ -39,11 +41,14 @@ import numpy as np
 import pandas as pd
 
 from .dask_tables import per_agent_on_dask
+from .roma_formulas import performance_stats
 from .schema import UTC as _UTC
 from .schema import dtypes
 
 __all__ = [
     "metrics",
+    "leaderboard",
+    "LEADERBOARD_COLUMNS",
     "roma_performance",
     "equity",
     "drawdown",
@@ -479,48 +484,9 @@ def _trade_stats(pnl: np.ndarray) -> dict[str, Any]:
     }
 
 
-_ROMA_INITIAL = 10000.0  # ROMA-01 draws its trade-equity curve from a fixed 10,000 USDT
-
-
 def _roma_stats(pnl: np.ndarray, lookback: int | None) -> dict[str, Any]:
     """ROMA-01 ``PerformanceAnalyzer.calculate_metrics`` over P&L in close order."""
-    if lookback is not None and len(pnl) > lookback:
-        pnl = pnl[-lookback:]
-    n = len(pnl)
-    if n == 0:
-        # The backend's empty answer: zeros (profit factor 0, not inf), no best/worst.
-        return {
-            "total_trades": 0, "wins": 0, "losses": 0, "win_rate": 0.0,
-            "avg_profit": 0.0, "avg_loss": 0.0, "profit_factor": 0.0,
-            "sharpe_ratio": 0.0, "max_drawdown": 0.0, "total_pnl": 0.0,
-            "best_trade": math.nan, "worst_trade": math.nan,
-        }
-    profits = pnl[pnl > 0]
-    losses = np.abs(pnl[pnl < 0])
-    total_profit, total_loss = float(profits.sum()), float(losses.sum())
-    if n >= 2:
-        sd = float(np.std(pnl))  # population std, like np.std's default in the backend
-        sharpe = float(np.mean(pnl)) / sd if sd != 0 else 0.0
-    else:
-        sharpe = 0.0
-    curve = _ROMA_INITIAL + np.concatenate([[0.0], np.cumsum(pnl)])
-    peak = np.maximum.accumulate(curve)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peak > 0, (peak - curve) / peak * 100.0, 0.0)
-    return {
-        "total_trades": n,
-        "wins": len(profits),
-        "losses": len(losses),
-        "win_rate": len(profits) / n * 100.0,
-        "avg_profit": float(profits.mean()) if len(profits) else 0.0,
-        "avg_loss": float(losses.mean()) if len(losses) else 0.0,
-        "profit_factor": total_profit / total_loss if total_loss > 0 else math.inf,
-        "sharpe_ratio": sharpe,
-        "max_drawdown": max(0.0, float(dd[1:].max())),
-        "total_pnl": total_profit - total_loss,
-        "best_trade": float(pnl.max()),
-        "worst_trade": float(pnl.min()),
-    }
+    return performance_stats(pnl, lookback)
 
 
 _ROMA_DTYPES = {
@@ -529,6 +495,11 @@ _ROMA_DTYPES = {
     "sharpe_ratio": "float64", "max_drawdown": "float64", "total_pnl": "float64",
     "best_trade": "float64", "worst_trade": "float64",
 }
+
+
+def _roma_col(key: str) -> str:
+    """The ``metrics`` column of one ROMA-01 figure: ``roma_`` + its name, ``_pct`` for percents."""
+    return f"roma_{key}_pct" if key in ("win_rate", "max_drawdown") else f"roma_{key}"
 
 
 def _check_lookback(lookback: int | None) -> None:
@@ -592,7 +563,7 @@ _METRIC_DTYPES = {
     "win_rate": "float64", "profit_factor": "float64", "avg_win": "float64",
     "avg_loss": "float64", "largest_win": "float64", "largest_loss": "float64",
     "current_streak": "int64",
-    **{f"roma_{k}": v for k, v in _ROMA_DTYPES.items()},
+    **{_roma_col(k): v for k, v in _ROMA_DTYPES.items()},
     "note": "string",
 }
 
@@ -665,7 +636,7 @@ def metrics(
 
     Example:
         >>> m = metrics(rec)                                          # doctest: +SKIP
-        >>> m[["return_pct", "max_drawdown_pct", "sharpe", "roma_win_rate"]]  # doctest: +SKIP
+        >>> m[["return_pct", "max_drawdown_pct", "sharpe", "roma_win_rate_pct"]]  # doctest: +SKIP
     """
     _check_lookback(lookback)
     per = pd.Timedelta(period)
@@ -718,11 +689,48 @@ def metrics(
         t = tr_g.get(agent)
         pnl = t["pnl_usdt"].to_numpy(dtype="float64") if t is not None else np.empty(0)
         row.update(_trade_stats(pnl))
-        row.update({f"roma_{k}": v for k, v in _roma_stats(pnl, lookback).items()})
+        row.update({_roma_col(k): v for k, v in _roma_stats(pnl, lookback).items()})
         rows.append(row)
     out = pd.DataFrame(rows, index=idx, columns=list(_METRIC_DTYPES))
     for col, dtype in _METRIC_DTYPES.items():
         out[col] = _coerce(out[col], dtype) if dtype == _UTC else out[col].astype(dtype)
+    return out
+
+
+#: the :func:`metrics` columns a :func:`leaderboard` shows, after its ``rank``
+LEADERBOARD_COLUMNS: tuple[str, ...] = (
+    "return_pct", "total_pnl", "end_balance", "max_drawdown_pct", "sharpe", "sharpe_low",
+    "sharpe_high", "n_periods", "n_trades", "win_rate", "profit_factor", "note",
+)
+# where a smaller value ranks first
+_LOWER_IS_BETTER = {"max_drawdown", "max_drawdown_pct", "largest_loss"}
+
+
+def leaderboard(x: Any, *, by: str = "return_pct", ascending: bool | None = None,
+                **kw: Any) -> pd.DataFrame:
+    """Agents ranked by one metric: a projection of :func:`metrics`, one row per agent.
+
+    Columns: ``rank`` (1 = best), then :data:`LEADERBOARD_COLUMNS` (return and
+    drawdown in percent, ``win_rate`` a fraction, Sharpe with its interval and the
+    returns behind it). Agents whose ``by`` is NaN rank last.
+
+    Args:
+        x: A stream, stream group, recording, dict of tables or dask export.
+        by: The :func:`metrics` column to rank by.
+        ascending: Rank small values first; default True only for drawdowns and the
+            largest loss, where smaller is better.
+        **kw: Passed to :func:`metrics` (``period``, ``n_boot``, ``seed`` ...).
+
+    Example:
+        >>> leaderboard(rec, by="sharpe")[["rank", "sharpe", "sharpe_low"]]   # doctest: +SKIP
+    """
+    m = metrics(x, **kw)
+    if by not in m.columns:
+        raise ValueError(f"cannot rank by {by!r}: not a metrics column; one of {', '.join(m.columns)}")
+    asc = (by in _LOWER_IS_BETTER) if ascending is None else bool(ascending)
+    out = m.sort_values(by, ascending=asc, na_position="last", kind="stable")
+    out = out[list(LEADERBOARD_COLUMNS)].copy()
+    out.insert(0, "rank", np.arange(1, len(out) + 1, dtype="int64"))
     return out
 
 

@@ -72,6 +72,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Sequence
 
+from .roma_formulas import PERFORMANCE_FIELDS, performance_stats
 from .protocol import (
     AccountUpdate,
     AgentStatus,
@@ -974,19 +975,9 @@ def performance(
     initial: float = 10_000.0,
     time_ns: int | None = None,
 ) -> Performance:
-    """ROMA-01's performance metrics over the last ``lookback`` closed trades.
-
-    * ``win_rate``: percent of trades with ``pnl_usdt > 0``;
-    * ``avg_profit`` / ``avg_loss``: mean winning P&L / mean absolute losing
-      P&L (0 when there are none);
-    * ``profit_factor``: gross win / gross loss; ``inf`` when there are wins
-      and no losses, 0 when there is nothing to divide;
-    * ``sharpe_ratio``: mean / population std of per-trade ``pnl_usdt``
-      (0 with fewer than two trades or zero spread);
-    * ``max_drawdown``: largest peak-to-trough fall, in percent, of the equity
-      curve ``initial + cumulative pnl_usdt`` over those trades;
-    * ``total_pnl``: gross win - gross loss; ``best_trade`` / ``worst_trade``:
-      the extreme ``pnl_usdt`` (NaN, i.e. left out, with no trades).
+    """ROMA-01's performance metrics over the last ``lookback`` closed trades, as a
+    ``Performance`` event: :func:`roma_notebook.roma_formulas.performance_stats` (the one
+    copy of the backend's formulas) over their ``pnl_usdt``.
 
     ``lookback <= 0`` means all trades.
 
@@ -995,47 +986,8 @@ def performance(
         >>> performance([t]).profit_factor
         inf
     """
-    recent = list(trades[-lookback:]) if lookback > 0 else list(trades)
-    n = len(recent)
-    if n == 0:
-        return Performance(time_ns, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    pnls = [t.pnl_usdt for t in recent]
-    profits = [x for x in pnls if x > 0]
-    losses = [-x for x in pnls if x < 0]
-    gw, gl = sum(profits), sum(losses)
-    if gl > 0:
-        pf = gw / gl
-    else:
-        pf = math.inf if gw > 0 else 0.0
-    sharpe = 0.0
-    if n >= 2:
-        mean = sum(pnls) / n
-        sd = math.sqrt(sum((x - mean) ** 2 for x in pnls) / n)
-        if sd > 0:
-            sharpe = mean / sd
-    eq = peak = initial
-    mdd = 0.0
-    for x in pnls:
-        eq += x
-        if eq > peak:
-            peak = eq
-        if peak > 0:
-            mdd = max(mdd, (peak - eq) / peak * 100.0)
-    return Performance(
-        time_ns,
-        n,
-        len(profits),
-        len(losses),
-        len(profits) / n * 100.0,
-        gw / len(profits) if profits else 0.0,
-        gl / len(losses) if losses else 0.0,
-        pf,
-        sharpe,
-        mdd,
-        gw - gl,
-        max(pnls),
-        min(pnls),
-    )
+    s = performance_stats([t.pnl_usdt for t in trades], lookback, initial=initial)
+    return Performance(time_ns, *(s[k] for k in PERFORMANCE_FIELDS))
 
 
 # ---------------------------------------------------------------- agents

@@ -1043,6 +1043,10 @@ class Tables:
         """Agent ids seen so far, in first-seen order."""
         return list(self._seq)
 
+    def frames_seen(self) -> dict[str, int]:
+        """Frames numbered so far per agent (every frame takes a ``seq``, rows or not)."""
+        return {a: s + 1 for a, s in list(self._seq.items())}
+
 
 def _raw_text(raw: Any) -> tuple[str | None, str | None]:
     """Cut raw frame text for the errors table and pick its message type if cheap."""

@@ -85,7 +85,7 @@ def test_metrics_no_trades():
         assert math.isnan(r[c]), c
     # ROMA-01's backend answers zeros (profit factor 0, not inf) with no trades.
     assert r.roma_total_trades == 0 and r.roma_profit_factor == 0.0
-    assert r.roma_win_rate == 0.0 and r.roma_sharpe_ratio == 0.0
+    assert r.roma_win_rate_pct == 0.0 and r.roma_sharpe_ratio == 0.0
     assert math.isnan(r.roma_best_trade)
 
 
@@ -99,11 +99,11 @@ def test_metrics_one_winning_trade():
     assert r.current_streak == 1
     assert r.realized_pnl == 50.0
     assert r.roma_total_trades == 1 and r.roma_wins == 1 and r.roma_losses == 0
-    assert r.roma_win_rate == 100.0
+    assert r.roma_win_rate_pct == 100.0
     assert r.roma_avg_profit == 50.0 and r.roma_avg_loss == 0.0
     assert r.roma_profit_factor == math.inf
     assert r.roma_sharpe_ratio == 0.0  # fewer than 2 trades
-    assert r.roma_max_drawdown == 0.0
+    assert r.roma_max_drawdown_pct == 0.0
     assert r.roma_total_pnl == 50.0
     assert r.roma_best_trade == 50.0 and r.roma_worst_trade == 50.0
     # No account rows: account-curve columns are missing, not zero.
@@ -123,7 +123,7 @@ def test_metrics_all_losses():
     # mean -20 / population std 10
     assert r.roma_sharpe_ratio == pytest.approx(-2.0)
     # curve 10000, 9990, 9960 from ROMA's fixed 10,000 start
-    assert r.roma_max_drawdown == pytest.approx(40 / 10000 * 100)
+    assert r.roma_max_drawdown_pct == pytest.approx(40 / 10000 * 100)
     assert r.roma_total_pnl == pytest.approx(-40.0)
 
 
@@ -149,12 +149,12 @@ def test_metrics_mixed_trades_sorted_by_close_time():
     assert r.realized_pnl == pytest.approx(50.0)
     assert r.current_streak == -2
     p = np.array(pnls)
-    assert r.roma_win_rate == pytest.approx(200 / 6)
+    assert r.roma_win_rate_pct == pytest.approx(200 / 6)
     assert r.roma_avg_loss == pytest.approx(80 / 3)
     assert r.roma_profit_factor == pytest.approx(1.625)
     assert r.roma_sharpe_ratio == pytest.approx(p.mean() / p.std(ddof=0))
     # curve 10000, 10100, 10050, ...: worst fall 10100 -> 10050
-    assert r.roma_max_drawdown == pytest.approx(50 / 10100 * 100)
+    assert r.roma_max_drawdown_pct == pytest.approx(50 / 10100 * 100)
     assert r.roma_total_pnl == pytest.approx(50.0)
     assert r.roma_best_trade == 100.0 and r.roma_worst_trade == -50.0
 
@@ -498,7 +498,7 @@ def test_zoneless_times_are_taken_as_utc():
 ])
 def test_empty_tables_give_empty_results(source):
     m = A.metrics(source)
-    assert m.empty and "sharpe" in m.columns and "roma_win_rate" in m.columns
+    assert m.empty and "sharpe" in m.columns and "roma_win_rate_pct" in m.columns
     assert A.equity(source).empty and A.drawdown(source).empty
     rt = A.round_trips(source)
     assert rt.empty and "pnl_usdt" in rt.columns
@@ -533,7 +533,7 @@ def test_report_html_contains_metrics_and_figures(tmp_path):
     r = A.report(tables)
     html = r._repr_html_()
     for needle in ("deepseek-chat-v3.1", "qwen3-max", "sharpe", "max_drawdown_pct",
-                   "roma_win_rate", "<table", "Action mix", "open_long", "Equity", "Drawdown"):
+                   "roma_win_rate_pct", "<table", "Action mix", "open_long", "Equity", "Drawdown"):
         assert needle in html, needle
     assert "cdn.plot.ly" not in html and "report.show()" in html  # offline by default
     assert set(r.figures) == {"equity", "drawdown"}
