@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .dask_tables import per_agent_on_dask
+from .formatting import cell_text
 from .roma_formulas import performance_stats
 from .schema import UTC as _UTC
 from .schema import dtypes
@@ -961,31 +962,12 @@ def pnl_by(x: Any, by: str = "symbol") -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- report
 
-def _fmt(v: Any) -> str:
-    """One cell of the report's tables, compact but exact enough to read."""
-    if v is None or v is pd.NA or v is pd.NaT:
-        return "–"
-    if isinstance(v, pd.Timestamp):
-        return v.strftime("%Y-%m-%d %H:%M:%S UTC")
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        if math.isnan(v):
-            return "–"
-        if math.isinf(v):
-            return "∞" if v > 0 else "-∞"
-        return f"{v:,.2f}" if abs(v) >= 1000 else f"{v:.4g}"
-    return str(v)
-
-
 def _html_table(df: pd.DataFrame, *, index: bool = True) -> str:
     if df.empty:
         return "<p><em>no data</em></p>"
-    shown = df.map(_fmt)
+    shown = df.map(cell_text)
     if index:
-        shown.index = [_fmt(i) for i in shown.index]
+        shown.index = [cell_text(i) for i in shown.index]
         shown.index.name = df.index.name
     return shown.to_html(index=index, escape=True, border=0, classes="dataframe roma-table")
 

@@ -69,10 +69,11 @@ import random
 import zlib
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, Iterable, Sequence
 
 from .roma_formulas import PERFORMANCE_FIELDS, performance_stats
+from .times import NS, iso_naive, to_ns  # public names of this module too
 from .protocol import (
     AccountUpdate,
     AgentStatus,
@@ -112,7 +113,6 @@ __all__ = [
     "iso_naive",
 ]
 
-NS = 1_000_000_000
 NaN = math.nan
 SECONDS_PER_YEAR = 365.0 * 86_400.0
 
@@ -199,54 +199,6 @@ def _r8(x: float) -> float:
     # Money is kept to 8 decimals like exchange balances; always a float (an
     # empty sum is int 0, which would serialise as a JSON integer).
     return float(round(x, 8))
-
-
-# ---------------------------------------------------------------- time helpers
-
-
-def to_ns(value: int | float | str | datetime | None) -> int | None:
-    """Int ns, epoch seconds (float), ISO text or datetime to int ns UTC.
-
-    Example:
-        >>> to_ns("2025-11-02T10:30:00Z")
-        1762079400000000000
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError("start_time must be a datetime, ISO string, or epoch number")
-    if isinstance(value, int):
-        # Heuristic: values this large are already nanoseconds.
-        return value if abs(value) > 10**14 else value * NS
-    if isinstance(value, float):
-        return int(round(value * NS))
-    if isinstance(value, str):
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return to_ns(dt)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
-    raise TypeError(f"cannot interpret {value!r} as a time")
-
-
-def iso_naive(ns: int) -> str:
-    """int ns UTC to zone-less ISO 8601, as ROMA-01's logs and REST write times.
-
-    The real backend writes ``datetime.now().isoformat()`` (server local time,
-    no zone); the simulator writes UTC without a zone, which readers treat as UTC.
-
-    Example:
-        >>> iso_naive(1762079400000000000)
-        '2025-11-02T10:30:00'
-    """
-    s, rem = divmod(ns, NS)
-    dt = datetime.fromtimestamp(s, tz=timezone.utc).replace(tzinfo=None)
-    text = dt.isoformat()
-    if rem // 1000:
-        text += f".{rem // 1000:06d}"
-    return text
 
 
 # ---------------------------------------------------------------- indicators (batch)

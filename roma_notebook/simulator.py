@@ -105,7 +105,8 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from . import protocol
-from .market import NS, SPECS, SYMBOLS, World, iso_naive, to_ns
+from .market import SPECS, SYMBOLS, World
+from .times import NS, iso_naive, to_ns
 from .replay import Replay, ReplayPlayer, read_replay
 from .urls import RedactingLogger, redact
 
@@ -473,7 +474,8 @@ class Simulator:
         )
         self._paused = bool(paused)
         self._play_event: asyncio.Event | None = None
-        from .store_writer import InsightBook, zone
+        from .store_writer import InsightBook
+        from .times import zone
 
         #: the SQLite store kept up to date, or None
         self.store = None if store is None else str(store)
