@@ -43,6 +43,8 @@ import pandas as pd
 from .dask_tables import per_agent_on_dask
 from .formatting import cell_text
 from .roma_formulas import performance_stats
+from .schema import UTC as _UTC
+from .schema import dtypes
 
 __all__ = [
     "metrics",
@@ -62,80 +64,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- tables
 
-_UTC = "datetime64[ns, UTC]"
-_COMMON: dict[str, str] = {
-    "agent_id": "string",
-    "timestamp": _UTC,
-    "received_at": _UTC,
-    "seq": "int64",
-}
-# Only the columns analytics reads; other columns pass through untouched.
-_SCHEMAS: dict[str, dict[str, str]] = {
-    "account": {
-        "total_balance": "float64",
-        "available_balance": "float64",
-        "unrealized_pnl": "float64",
-        "used_percentage": "float64",
-        "adjusted_balance": "float64",
-    },
-    "trades": {
-        "order_id": "string",
-        "symbol": "string",
-        "side": "string",
-        "quantity": "float64",
-        "price": "float64",
-        "leverage": "Int64",
-        "status": "string",
-    },
-    "closed_trades": {
-        "symbol": "string",
-        "side": "string",
-        "entry_price": "float64",
-        "close_price": "float64",
-        "quantity": "float64",
-        "leverage": "Int64",
-        "open_time": _UTC,
-        "close_time": _UTC,
-        "pnl_usdt": "float64",
-        "pnl_pct": "float64",
-    },
-    "decisions": {
-        "cycle": "Int64",
-        "action": "string",
-        "symbol": "string",
-        "quantity": "float64",
-        "leverage": "Int64",
-        "reason": "string",
-        "position_size_usd": "float64",
-        "stop_loss": "float64",
-        "take_profit": "float64",
-        "confidence": "float64",
-        "close_quantity_pct": "float64",
-    },
-    "cycles": {"cycle": "Int64", "ai_reasoning": "string", "n_decisions": "Int64"},
-    "position_history": {
-        "symbol": "string",
-        "side": "string",
-        "position_amt": "float64",
-        "entry_price": "float64",
-        "mark_price": "float64",
-        "unrealized_profit": "float64",
-        "leverage": "Int64",
-    },
-    "performance": {
-        "total_trades": "Int64",
-        "wins": "Int64",
-        "losses": "Int64",
-        "win_rate": "float64",
-        "avg_profit": "float64",
-        "avg_loss": "float64",
-        "profit_factor": "float64",
-        "sharpe_ratio": "float64",
-        "max_drawdown": "float64",
-        "total_pnl": "float64",
-    },
-    "status": {"cycle_count": "Int64"},
-}
+# Each table's columns and dtypes: schema.py. _norm brings any frame to them.
 _TABLE_NAMES = ("account", "trades", "closed_trades", "decisions", "cycles", "positions", "performance")
 
 
@@ -179,7 +108,9 @@ def _to_utc(s: pd.Series) -> pd.Series:
     return s.astype(_UTC)
 
 
-def _coerce(s: pd.Series, dtype: str) -> pd.Series:
+def _coerce(s: pd.Series, dtype: str, column: str = "") -> pd.Series:
+    if s.dtype == dtype and not (isinstance(s.dtype, pd.StringDtype) and s.dtype.na_value is not pd.NA):
+        return s  # already the table's own dtype (pandas' "str" equals "string" but holds NaN)
     if dtype == _UTC:
         return _to_utc(s)
     if dtype == "string":
@@ -189,6 +120,8 @@ def _coerce(s: pd.Series, dtype: str) -> pd.Series:
     if dtype == "int64":
         v = pd.to_numeric(s, errors="coerce")
         if v.isna().any():
+            if column != "seq":  # a count the frame lacks stays missing
+                return _coerce(v, "Int64")
             # seq orders rows; a hole sorts last rather than failing the whole call.
             v = v.fillna(np.iinfo(np.int64).max)
         return v.astype("int64")
@@ -198,7 +131,10 @@ def _coerce(s: pd.Series, dtype: str) -> pd.Series:
             return v.astype("Int64")
         except (TypeError, ValueError):  # fractional values: keep them as floats
             return v.astype("float64")
-    return s.astype(dtype)
+    try:
+        return s.astype(dtype)
+    except (TypeError, ValueError):  # flags and lists analytics never reads: odd values pass
+        return s
 
 
 def _ns(s: pd.Series) -> np.ndarray:
@@ -211,18 +147,21 @@ def _empty(schema: Mapping[str, str]) -> pd.DataFrame:
 
 
 def _norm(df: pd.DataFrame | None, name: str) -> pd.DataFrame:
-    """A copy of table ``name`` with the analytics columns present, typed and sorted."""
-    schema = {**_COMMON, **_SCHEMAS[name]}
+    """A copy of table ``name`` with its columns (schema.py) present, typed and sorted;
+    extra columns pass through."""
+    schema = dtypes(name)
     if df is None:
         return _empty(schema)
     out = df.copy(deep=False)  # we only ever assign whole columns, never write in place
     for col, dtype in schema.items():
         if col in out.columns:
-            out[col] = _coerce(out[col], dtype)
+            out[col] = _coerce(out[col], dtype, col)
         elif col == "seq":
             out[col] = np.arange(len(out), dtype="int64")
         else:
-            out[col] = pd.Series(pd.NA if dtype in ("string", "Int64") else np.nan,
+            if dtype == "int64":  # a count the frame lacks stays missing, not 0
+                dtype = "Int64"
+            out[col] = pd.Series(pd.NA if dtype in ("string", "Int64", "boolean") else np.nan,
                                  index=out.index).astype(dtype)
     # Rows without an agent id are grouped under "" instead of vanishing from groupbys.
     out["agent_id"] = out["agent_id"].fillna("")
@@ -263,9 +202,6 @@ def _valid_fills(trades: pd.DataFrame) -> pd.DataFrame:
     out["rn_dir"] = direction[ok].astype("int64")
     out["rn_sym"] = out["symbol"].str.strip().str.upper()
     return out
-
-
-_CLOSED_COLS = ["agent_id", "timestamp", "received_at", "seq", *_SCHEMAS["closed_trades"]]
 
 
 def _round_trips(trades: pd.DataFrame) -> pd.DataFrame:
@@ -313,6 +249,7 @@ def _round_trips(trades: pd.DataFrame) -> pd.DataFrame:
                 "close_time": f.timestamp,
                 "pnl_usdt": (px - entry) * taken * pos,
                 "pnl_pct": (px / entry - 1.0) * 100.0 * pos,
+                "source": f.source,
                 "close_order_id": f.order_id,
             })
             if not lots:
@@ -320,12 +257,12 @@ def _round_trips(trades: pd.DataFrame) -> pd.DataFrame:
             if q_left > 1e-9 * q:  # flip: the rest of the fill opens the other side
                 lots.append([q_left, px, f.timestamp, lev, q_left])
                 pos = d
-    schema = {**_COMMON, **_SCHEMAS["closed_trades"], "close_order_id": "string"}
+    schema = {**dtypes("closed_trades"), "close_order_id": "string"}
     if not rows:
         return _empty(schema)
     out = pd.DataFrame(rows)
     for col, dtype in schema.items():
-        out[col] = _coerce(out[col], dtype)
+        out[col] = _coerce(out[col], dtype, col)
     out = out.sort_values(["agent_id", "close_time", "seq"], kind="mergesort")
     return out.reset_index(drop=True)[list(schema)]
 

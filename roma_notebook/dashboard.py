@@ -230,17 +230,18 @@ def _window_options(key: str) -> list[tuple[str, str]]:
     return opts
 
 
-def _safe_stats(src: Any) -> dict:
-    # a live source's traffic as a dict (what one row of its stats() says, without
-    # building a DataFrame); a recording has none
-    fn = getattr(src, "_live_stats", None)
-    if fn is None:
+def _safe_stats(src: Any) -> dict[str, dict]:
+    """A live source's ``stats()`` as ``{agent_id: {column: value}}``; empty for a
+    recording (nothing is live) or when the source cannot say."""
+    fn = getattr(src, "stats", None)
+    if fn is None or getattr(src, "state", None) is None:
         return {}
     try:
-        s = fn()
+        df = fn()
+        return {str(a): {k: (None if v is pd.NaT or v is pd.NA else v) for k, v in row.items()}
+                for a, row in df.to_dict("index").items()}
     except Exception:  # noqa: BLE001 - a status strip must not take the view down
         return {}
-    return s if isinstance(s, dict) else {}
 
 
 def _age_seconds(ts: Any) -> float | None:
@@ -742,6 +743,7 @@ class Dashboard(_ViewBase):
         if hit is not None and now - hit[0] < 0.5:
             return hit[1]
         st = _safe_stats(self.source)
+        st = next(iter(st.values()), {})  # one agent
         self._stats_cache = (now, st)
         return st
 
@@ -1196,14 +1198,25 @@ class GroupDashboard(_ViewBase):
             return df
         return df.join(cols, how="left")
 
+    def _group_stats(self) -> dict[str, dict]:
+        # stats() builds a DataFrame (~1 ms); the strip needs it at most twice a second
+        now = time.monotonic()
+        hit = getattr(self, "_stats_cache", None)
+        if hit is not None and now - hit[0] < 0.5:
+            return hit[1]
+        st = _safe_stats(self.group) if hasattr(self.group, "state") else {}
+        self._stats_cache = (now, st)
+        return st
+
     def _status(self, streams: dict[str, Any] | None = None) -> dict:
         streams = self._streams() if streams is None else streams
         states = []
         errors = 0
         last_error = None
         rate = 0.0
+        all_stats = self._group_stats()
         for a, s in streams.items():
-            st = _safe_stats(s)
+            st = all_stats.get(str(a), {})
             errors += int(st.get("errors") or 0)
             rate += float(st.get("rate") or 0.0)
             state = getattr(s, "state", None)

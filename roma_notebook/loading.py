@@ -68,8 +68,9 @@ from . import protocol as P
 from .errors import ProtocolError
 from .recording import RECORDING_FORMAT
 from .recording_reader import _NS_MAX, _NS_MIN, NotARecording, RecordingLines, last_line, read_header, read_line
+from .schema import TABLE_NAMES
 from .source_api import SourceAPI
-from .tables import TABLE_NAMES, Tables
+from .tables import Tables
 
 __all__ = ["load", "Recording", "ACCEPTED_FORMATS", "LoadWarning"]
 
@@ -135,7 +136,7 @@ class Recording(SourceAPI):
     # -- the DESIGN.md table properties come from TableProperties
 
     def frame(self, name: str) -> pd.DataFrame:
-        """The DataFrame of table ``name`` (one of ``roma_notebook.tables.TABLE_NAMES``)."""
+        """The DataFrame of table ``name`` (one of ``roma_notebook.schema.TABLE_NAMES``)."""
         return self.tables.frame(name)
 
     _frame = frame

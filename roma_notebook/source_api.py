@@ -45,15 +45,16 @@ STATS_COLUMNS: dict[str, str] = {
 
 def stats_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows of per-agent statistics as the one ``stats()`` DataFrame (see STATS_COLUMNS)."""
-    df = pd.DataFrame(rows, columns=["agent_id", *STATS_COLUMNS])
-    out = df.set_index(df["agent_id"].astype("string")).drop(columns="agent_id")
-    out.index.name = "agent_id"
+    index = pd.Index([r["agent_id"] for r in rows], dtype="string", name="agent_id")
+    cols = {}
     for col, dtype in STATS_COLUMNS.items():
+        values = [r.get(col) for r in rows]
         if dtype == _UTC:
-            out[col] = pd.to_datetime(out[col], utc=True)
+            cols[col] = pd.to_datetime(pd.Series(values, index=index, dtype="object"), utc=True).astype(_UTC)
         else:
-            out[col] = out[col].astype(dtype)
-    return out
+            cols[col] = pd.Series([pd.NA if v is None else v for v in values], index=index,
+                                  dtype=dtype if dtype != "int64" else "Int64").astype(dtype)
+    return pd.DataFrame(cols, index=index)
 
 
 class SourceAPI(TableProperties):

@@ -11,26 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roma_notebook import analytics as A
+from roma_notebook import schema
 
-UTC = "datetime64[ns, UTC]"
-COMMON = {"agent_id": "string", "timestamp": UTC, "received_at": UTC, "seq": "int64"}
-# Column names and dtypes exactly as DESIGN.md's tables give them.
-SCHEMAS = {
-    "account": {"total_balance": "float64", "available_balance": "float64",
-                "unrealized_pnl": "float64", "used_percentage": "float64"},
-    "trades": {"order_id": "string", "symbol": "string", "side": "string",
-               "quantity": "float64", "price": "float64", "leverage": "Int64",
-               "status": "string"},
-    "closed_trades": {"symbol": "string", "side": "string", "entry_price": "float64",
-                      "close_price": "float64", "quantity": "float64", "leverage": "Int64",
-                      "open_time": UTC, "close_time": UTC, "pnl_usdt": "float64",
-                      "pnl_pct": "float64"},
-    "decisions": {"cycle": "Int64", "action": "string", "symbol": "string",
-                  "quantity": "float64", "leverage": "Int64", "reason": "string",
-                  "position_size_usd": "float64", "stop_loss": "float64",
-                  "take_profit": "float64"},
-    "cycles": {"cycle": "Int64", "ai_reasoning": "string", "n_decisions": "Int64"},
-}
+UTC = schema.UTC
 T0 = pd.Timestamp("2025-11-02 10:00:00", tz="UTC")
 
 
@@ -39,16 +22,17 @@ def ts(minutes: float = 0.0) -> pd.Timestamp:
 
 
 def table(name: str, rows: list[dict], agent: str = "a") -> pd.DataFrame:
-    """A table with exactly the binding columns and dtypes; seq/received_at filled in."""
-    schema = {**COMMON, **SCHEMAS[name]}
-    data = {c: [] for c in schema}
+    """A table with exactly the table's columns and dtypes (schema.py); seq/received_at
+    filled in, columns a row does not give missing."""
+    dtypes = schema.dtypes(name)
+    data = {c: [] for c in dtypes}
     for i, r in enumerate(rows):
         r = {"agent_id": agent, "seq": i, **r}
         r.setdefault("received_at", r.get("timestamp"))
-        for c in schema:
+        for c in dtypes:
             data[c].append(r.get(c))
     out = pd.DataFrame({c: pd.Series(v, dtype="object") for c, v in data.items()})
-    for c, d in schema.items():
+    for c, d in dtypes.items():
         col = out[c]
         if d == UTC:
             out[c] = pd.to_datetime(col, utc=True).astype(UTC)
@@ -477,7 +461,7 @@ class _Recording:
 
     def __getattr__(self, name):
         if name in {"account", "trades", "closed_trades", "decisions", "cycles", "positions"}:
-            return self._t.get(name, table(name if name in SCHEMAS else "cycles", []))
+            return self._t.get(name, table(name, []))
         raise AttributeError(name)
 
 
@@ -509,7 +493,7 @@ def test_zoneless_times_are_taken_as_utc():
 
 @pytest.mark.parametrize("source", [
     {},
-    {n: empty(n) for n in SCHEMAS},
+    {n: empty(n) for n in schema.TABLE_NAMES},
     _Recording({}),
 ])
 def test_empty_tables_give_empty_results(source):
