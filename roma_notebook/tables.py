@@ -864,7 +864,7 @@ class Tables:
                 # in receive order, so each agent's newest update here is its open set
                 # (unless a merged export's open set was received later: _positions' rule)
                 current = self._open.get(a)
-                if current is not None and received_ns[i] < current[0]:
+                if current is not None and received_ns[i] < current[0] and stamps[i] <= current[1]:
                     continue
                 self._open[a] = (received_ns[i], stamps[i], seqs[i], source,
                                  tuple([Pos(*p) for p in positions[i] if p[2] != 0.0]))
@@ -1138,7 +1138,7 @@ class Tables:
             for a, plist in by_agent.items():
                 recv_ns, ts_ns, seq, source = heads[a]
                 current = self._open.get(a)
-                if current is not None and recv_ns <= current[0]:
+                if current is not None and recv_ns <= current[0] and ts_ns <= current[1]:
                     continue  # (received at the same moment: the set held is that update)
                 self._open[a] = (recv_ns, ts_ns, seq, source, tuple(plist))
             self._open_version += 1
@@ -1226,10 +1226,12 @@ class Tables:
                         src,
                     )
                 )
-        # The newest update received is the open set: one received before it (a
-        # merged source replaying older updates) only adds history rows.
+        # The newest update is the open set: one received before it and no newer by
+        # its own time (a merged source replaying older updates) only adds history
+        # rows. (Either time rising is enough: a receive clock stepped back does not
+        # freeze the open set while the server's times go on.)
         current = self._open.get(agent_id)
-        if current is not None and received_ns < current[0]:
+        if current is not None and received_ns < current[0] and ts <= current[1]:
             return True
         # an empty update means the agent is flat: its open set empties
         open_now = tuple(p for p in event.positions if p.position_amt != 0.0)

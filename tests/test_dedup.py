@@ -281,3 +281,17 @@ def test_no_module_touches_the_private_state_of_tables():
             if path.name != "tables.py" and re.search(r"\btables\._", code):
                 offenders.append(f"{path.name}:{n}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_the_open_set_is_the_newest_update_by_either_clock():
+    btc = P.Position("BTCUSDT", "long", 0.01, 1.0, 1.0, 0.0, 0.0, 5, 0.0)
+    eth = P.Position("ETHUSDT", "short", 0.5, 1.0, 1.0, 0.0, 0.0, 5, 0.0)
+    t = Tables()
+    t.append("a", P.PositionUpdate(T0 + 20 * SEC, (btc,)), T0 + 100 * SEC)
+    # a replayed older update (earlier by both clocks) only adds history
+    t.append("a", P.PositionUpdate(T0 + 10 * SEC, (eth,)), T0 + 90 * SEC)
+    assert t.frame("positions")["symbol"].tolist() == ["BTCUSDT"]
+    # the receive clock stepped back, the server's time went on: the newest set
+    t.append("a", P.PositionUpdate(T0 + 30 * SEC, ()), T0 + 95 * SEC)
+    assert len(t.frame("positions")) == 0
+    assert len(t.frame("position_history")) == 2
