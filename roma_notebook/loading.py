@@ -750,7 +750,8 @@ def _load_recording(ctx: _Context, path: Path) -> None:
         flush_accounts()
         flush_positions()
         flush_status()
-    reader = RecordingLines(path, ctx.progress.update)
+    # decompressed in a background thread, which overlaps parsing here on a second core
+    reader = RecordingLines(path, ctx.progress.update, background=True)
     # recorded frames were received live: the same source, so loaded == live exactly
     src = "live"
     lineno = 0
@@ -799,89 +800,92 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             for k in range(0, len(lines), 2048):
                 yield lines[k : k + 2048]
 
-    for lines in parts():
-        base = lineno
-        decoded = None
-        if block_decode is not None and len(lines) > 1:
-            try:
-                decoded = block_decode("[" + ",".join(lines) + "]")
-            except (_LineError, RecursionError, UnicodeError):
-                decoded = None
-            if decoded is not None and len(decoded) != len(lines):
-                decoded = None  # a line held two values: line by line decides
-        for i, line in enumerate(lines):
-            if line_decode is not None:
-                if decoded is not None:
-                    fl = decoded[i]
-                    if fl.binary:
-                        fl = None
-                else:
-                    try:
-                        fl = line_decode(line)
-                    except _LineError:
-                        fl = None
-                # the same as the scanner path below for this line (only JSON
-                # whitespace around the object may differ, which handle() ignores)
-                if fl is not None and _NS_MIN <= fl.t <= _NS_MAX:
-                    seen_line = True
-                    last_agent, last_t = fl.agent, fl.t
-                    frame = fl.frame
-                    if bulk:
-                        # (what the typed decoder accepts, parse() reads the same way)
+    try:
+        for lines in parts():
+            base = lineno
+            decoded = None
+            if block_decode is not None and len(lines) > 1:
+                try:
+                    decoded = block_decode("[" + ",".join(lines) + "]")
+                except (_LineError, RecursionError, UnicodeError):
+                    decoded = None
+                if decoded is not None and len(decoded) != len(lines):
+                    decoded = None  # a line held two values: line by line decides
+            for i, line in enumerate(lines):
+                if line_decode is not None:
+                    if decoded is not None:
+                        fl = decoded[i]
+                        if fl.binary:
+                            fl = None
+                    else:
                         try:
-                            msg = typed(frame)
-                        except (P._FastError, RecursionError, UnicodeEncodeError):
-                            msg = None
-                        if msg is not None:
-                            ns = stamp_of(msg.timestamp, _MISS)
-                            if ns is _MISS:
-                                ns = parse_time(msg.timestamp)
-                            tm = type(msg)
-                            (accs if tm is AccountMsg else poss if tm is PositionMsg else stats).append(
-                                (last_agent, ns, last_t, next_seq(last_agent), msg.data)
-                            )
-                            continue
-                    # Rows of one table stay in frame order: any frame that may
-                    # carry an account, positions or a status (a snapshot, an
-                    # escaped key) waits for the collected ones. Without a \u
-                    # escape the text must name it.
-                    if accs or poss or stats:
-                        escaped = "\\u" in frame
-                        if accs and (escaped or "account" in frame):
-                            flush_accounts()
-                        # (a decision's "position_size_usd" carries none)
-                        if poss and (escaped or '"positions"' in frame or "position_update" in frame):
-                            flush_positions()
-                        if stats and (escaped or "status" in frame):
-                            flush_status()
-                    ingest(last_agent, frame, last_t, src)
+                            fl = line_decode(line)
+                        except _LineError:
+                            fl = None
+                    # the same as the scanner path below for this line (only JSON
+                    # whitespace around the object may differ, which handle() ignores)
+                    if fl is not None and _NS_MIN <= fl.t <= _NS_MAX:
+                        seen_line = True
+                        last_agent, last_t = fl.agent, fl.t
+                        frame = fl.frame
+                        if bulk:
+                            # (what the typed decoder accepts, parse() reads the same way)
+                            try:
+                                msg = typed(frame)
+                            except (P._FastError, RecursionError, UnicodeEncodeError):
+                                msg = None
+                            if msg is not None:
+                                ns = stamp_of(msg.timestamp, _MISS)
+                                if ns is _MISS:
+                                    ns = parse_time(msg.timestamp)
+                                tm = type(msg)
+                                (accs if tm is AccountMsg else poss if tm is PositionMsg else stats).append(
+                                    (last_agent, ns, last_t, next_seq(last_agent), msg.data)
+                                )
+                                continue
+                        # Rows of one table stay in frame order: any frame that may
+                        # carry an account, positions or a status (a snapshot, an
+                        # escaped key) waits for the collected ones. Without a \u
+                        # escape the text must name it.
+                        if accs or poss or stats:
+                            escaped = "\\u" in frame
+                            if accs and (escaped or "account" in frame):
+                                flush_accounts()
+                            # (a decision's "position_size_usd" carries none)
+                            if poss and (escaped or '"positions"' in frame or "position_update" in frame):
+                                flush_positions()
+                            if stats and (escaped or "status" in frame):
+                                flush_status()
+                        ingest(last_agent, frame, last_t, src)
+                        continue
+                    flush_all()
+                # Fast path: a text frame line exactly as Recorder writes it.
+                try:
+                    rec, end = scan(line, 0)
+                    frame = rec["frame"]
+                    t = rec["t"]
+                    agent = rec["agent"]
+                except (StopIteration, ValueError, KeyError, TypeError, IndexError):
+                    rec = None
+                if (
+                    rec is None
+                    or end != len(line)
+                    or len(rec) != 3
+                    or type(t) is not int
+                    or type(agent) is not str
+                    or not _NS_MIN <= t <= _NS_MAX
+                ):
+                    lineno = base + i + 1
+                    if line.strip():
+                        handle(line)
                     continue
-                flush_all()
-            # Fast path: a text frame line exactly as Recorder writes it.
-            try:
-                rec, end = scan(line, 0)
-                frame = rec["frame"]
-                t = rec["t"]
-                agent = rec["agent"]
-            except (StopIteration, ValueError, KeyError, TypeError, IndexError):
-                rec = None
-            if (
-                rec is None
-                or end != len(line)
-                or len(rec) != 3
-                or type(t) is not int
-                or type(agent) is not str
-                or not _NS_MIN <= t <= _NS_MAX
-            ):
-                lineno = base + i + 1
-                if line.strip():
-                    handle(line)
-                continue
-            seen_line = True
-            last_agent, last_t = agent, t
-            ingest(agent, frame, t, src)
-        lineno = base + len(lines)
-        flush_all()
+                seen_line = True
+                last_agent, last_t = agent, t
+                ingest(agent, frame, t, src)
+            lineno = base + len(lines)
+            flush_all()
+    finally:
+        reader.close()  # the background reader's thread ends with the load, even on error
     problems = []
     carry = reader.tail
     tail, complete = last_line(carry)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import queue
+import threading
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -25,6 +27,8 @@ __all__ = ["RecordingLines", "read_line", "last_line", "read_header", "NotARecor
 # moves several times a second (a gzip chunk decompresses to ~15x its size)
 _CHUNK = 1 << 18
 _NS_MIN, _NS_MAX = -(2**63), 2**63 - 1  # receive times the tables can store
+# chunks a background reader may hold decompressed ahead of its consumer (memory bound)
+_AHEAD = 2
 
 
 class NotARecording(ValueError):
@@ -35,55 +39,112 @@ class _Blocks:
     """Decompressed bytes of a (possibly gzip, multi-member, truncated) file, in chunks.
 
     Never raises for damaged data: after iteration ``problem`` says what was wrong
-    (truncated gzip, corrupt data), or is None.
+    (truncated gzip, corrupt data), or is None. With ``background``, a thread
+    reads and decompresses ahead (zlib releases the GIL, so this overlaps the
+    caller's parsing on a second core), at most ``_AHEAD`` chunks ahead;
+    :meth:`close` stops and joins it (iteration ending does too).
     """
 
-    def __init__(self, path: Path, progress: Callable[[int], None]):
+    def __init__(self, path: Path, progress: Callable[[int], None], background: bool = False):
         self.path = path
         self.progress = progress
+        self.background = background
         self.problem: str | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._queue: queue.Queue = queue.Queue(_AHEAD)
 
     def __iter__(self) -> Iterator[bytes]:
-        with open(self.path, "rb") as f:
-            first = f.read(_CHUNK)
-            if first[:2] != b"\x1f\x8b":
-                data = first
-                while data:
-                    self.progress(len(data))
+        f = open(self.path, "rb")
+        if not self.background:
+            with f:
+                for n, data in self._chunks(f):
+                    self.progress(n)
                     yield data
-                    data = f.read(_CHUNK)
-                return
-            # Our own streaming gunzip: gzip.GzipFile raises at a missing trailer
-            # and can lose the data decoded in that last read.
-            d = zlib.decompressobj(31)
+            return
+        self._thread = threading.Thread(target=self._produce, args=(f,), name="roma-gunzip", daemon=True)
+        self._thread.start()
+        try:
+            get = self._queue.get
+            while True:
+                item = get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                n, data = item
+                self.progress(n)
+                yield data
+        finally:
+            self.close()
+
+    def _produce(self, f: Any) -> None:
+        put = self._queue.put
+        stop = self._stop
+        try:
+            with f:
+                for item in self._chunks(f):
+                    put(item)
+                    if stop.is_set():
+                        return
+            put(None)
+        except BaseException as exc:  # an unreadable file: raised by the caller's thread
+            put(exc)
+
+    def close(self) -> None:
+        """Stop the reading thread, if any, and wait for it."""
+        t = self._thread
+        if t is None:
+            return
+        self._stop.set()
+        while t.is_alive():
+            try:  # make room for a put() the thread may be blocked in
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            t.join(0.05)
+        self._thread = None
+
+    def _chunks(self, f: Any) -> Iterator[tuple[int, bytes]]:
+        """(file bytes read, decompressed bytes) per step."""
+        first = f.read(_CHUNK)
+        if first[:2] != b"\x1f\x8b":
             data = first
-            consumed = 0
             while data:
-                self.progress(len(data))
-                saved = d.copy()
-                try:
-                    out, d = _gunzip_step(d, data)
-                except zlib.error as exc:
-                    # zlib drops a failing call's output: redo the chunk in small
-                    # steps to keep what decodes before the damage.
-                    d, out = saved, []
-                    for i in range(0, len(data), 512):
-                        try:
-                            more, d = _gunzip_step(d, data[i : i + 512])
-                        except zlib.error:
-                            break
-                        out += more
-                    yield b"".join(out)
-                    self.problem = f"corrupt gzip data after byte {consumed} ({exc})"
-                    return
-                consumed += len(data)
-                yield b"".join(out)
+                yield len(data), data
                 data = f.read(_CHUNK)
-            tail = d.flush()
-            if tail:
-                yield tail
-            if not d.eof:
-                self.problem = "gzip stream ends early (the recording was not closed)"
+            return
+        # Our own streaming gunzip: gzip.GzipFile raises at a missing trailer
+        # and can lose the data decoded in that last read.
+        d = zlib.decompressobj(31)
+        data = first
+        consumed = 0
+        while data:
+            saved = d.copy()
+            try:
+                out, d = _gunzip_step(d, data)
+            except zlib.error as exc:
+                # zlib drops a failing call's output: redo the chunk in small
+                # steps to keep what decodes before the damage.
+                d, out = saved, []
+                for i in range(0, len(data), 512):
+                    try:
+                        more, d = _gunzip_step(d, data[i : i + 512])
+                    except zlib.error:
+                        break
+                    out += more
+                self.problem = f"corrupt gzip data after byte {consumed} ({exc})"
+                yield len(data), b"".join(out)
+                return
+            consumed += len(data)
+            yield len(data), b"".join(out)
+            data = f.read(_CHUNK)
+        tail = d.flush()
+        if not d.eof:
+            self.problem = "gzip stream ends early (the recording was not closed)"
+        if tail:
+            yield 0, tail
 
 
 class RecordingLines:
@@ -93,11 +154,18 @@ class RecordingLines:
     (and :func:`read_line`), so a damaged file means the same to both. Lines come without their newline;
     after iteration ``tail`` holds the bytes after the last newline (a torn or
     unterminated last line, possibly empty) and ``problem`` any gzip damage.
+    ``background`` decompresses in a thread (see :class:`_Blocks`); a caller that
+    may stop before the end calls :meth:`close`.
     """
 
-    def __init__(self, path: Path, progress: Callable[[int], None] = lambda n: None):
-        self.blocks = _Blocks(path, progress)
+    def __init__(self, path: Path, progress: Callable[[int], None] = lambda n: None, *,
+                 background: bool = False):
+        self.blocks = _Blocks(path, progress, background)
         self.tail = b""
+
+    def close(self) -> None:
+        """Stop a ``background`` reader early (after an error): no thread outlives it."""
+        self.blocks.close()
 
     @property
     def problem(self) -> str | None:
