@@ -50,6 +50,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import gc
 import glob as _glob
 import html
 import json
@@ -641,6 +642,7 @@ def _positions_moments(moments: dict[str, tuple[int | None, int, str]]) -> pd.Da
 
 try:
     import msgspec as _msgspec
+    from msgspec.structs import astuple as _astuple
 
     class _FrameLine(_msgspec.Struct, forbid_unknown_fields=True):
         """A text frame line exactly as ``Recorder`` writes it: nothing else fits."""
@@ -669,7 +671,7 @@ try:
     # lines then take the line-by-line path.
     _block_decode: Any = _msgspec.json.Decoder(list[_BlockLine]).decode
 except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct without it
-    _line_decode = _block_decode = None
+    _line_decode = _block_decode = _astuple = None
     _LineError = ValueError
 
 
@@ -694,6 +696,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     PositionMsg = getattr(P, "_PositionMsg", None)
     bulk = line_decode is not None and typed is not None and tables.max_rows is None
     next_seq = tables.next_seq
+    astuple = _astuple
     # frames of one second share a stamp: a local cache saves the call (parse_time
     # caches the same way)
     stamps: dict[str, int | None] = {}
@@ -711,15 +714,18 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     poss: list[tuple] = []
     stats: list[tuple] = []
 
+    def side_lower(t: tuple) -> tuple:
+        # a _PositionItem's fields in Position order, side lower-case as parse() gives it
+        side = t[1]
+        return t if side.islower() or side == side.lower() else (t[0], side.lower(), *t[2:])
+
     def flush_accounts() -> None:
         if accs:
             agents, stamps_, recv, seqs, data = map(list, zip(*accs))
             accs.clear()
-            tables.extend_account(
-                agents, stamps_, recv, seqs,
-                [d.total_balance for d in data], [d.available_balance for d in data],
-                [d.unrealized_pnl for d in data], [d.used_percentage for d in data], source=src,
-            )
+            # the data Structs' fields (total, available, unrealized, used) as
+            # columns, transposed in C
+            tables.extend_account(agents, stamps_, recv, seqs, *zip(*map(astuple, data)), source=src)
 
     def flush_positions() -> None:
         if poss:
@@ -727,9 +733,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             poss.clear()
             tables.extend_positions(
                 agents, stamps_, recv, seqs,
-                [[(p.symbol, p.side.lower(), p.position_amt, p.entry_price, p.mark_price,
-                   p.unrealized_profit, p.pnl_percentage, p.leverage, p.liquidation_price) for p in items]
-                 for items in data],
+                [[side_lower(t) for t in map(astuple, items)] for items in data],
                 source=src,
             )
 
@@ -800,6 +804,12 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             for k in range(0, len(lines), 2048):
                 yield lines[k : k + 2048]
 
+    # The cyclic collector would scan the block's decoded lines and collected
+    # messages over and over (~0.8 us a frame) though nothing here makes a cycle:
+    # paused while lines are read (process-wide; a concurrent load that found it
+    # paused leaves it to the one that paused it).
+    gc_was_on = gc.isenabled()
+    gc.disable()
     try:
         for lines in parts():
             base = lineno
@@ -816,7 +826,12 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                     if decoded is not None:
                         fl = decoded[i]
                         if fl.binary:
-                            fl = None
+                            # A binary frame only ever makes an errors row, so the
+                            # collected rows need not go first (flushing here would
+                            # cut the blocks short): the careful path reads it.
+                            lineno = base + i + 1
+                            handle(line)
+                            continue
                     else:
                         try:
                             fl = line_decode(line)
@@ -886,6 +901,8 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             flush_all()
     finally:
         reader.close()  # the background reader's thread ends with the load, even on error
+        if gc_was_on:
+            gc.enable()
     problems = []
     carry = reader.tail
     tail, complete = last_line(carry)
