@@ -678,6 +678,8 @@ except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct 
 
 _AGENT_IN_LINE = re.compile(r'"agent"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _T_IN_LINE = re.compile(r'"t"\s*:\s*(\d+)')
+# a "status" key whose value is an object (JSON whitespace around the colon)
+_STATUS_OBJECT = re.compile(r'"status"[ \t\n\r]*:[ \t\n\r]*\{')
 
 
 def _load_recording(ctx: _Context, path: Path) -> None:
@@ -869,7 +871,10 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                             # (a decision's "position_size_usd" carries none)
                             if poss and (escaped or '"positions"' in frame or "position_update" in frame):
                                 flush_positions()
-                            if stats and (escaped or "status" in frame):
+                            # a status comes from an agent_status message or a
+                            # "status" object (a snapshot, a keepalive), not from a
+                            # fill's "status": "filled"
+                            if stats and (escaped or "agent_status" in frame or _STATUS_OBJECT.search(frame)):
                                 flush_status()
                         ingest(last_agent, frame, last_t, src)
                         continue
