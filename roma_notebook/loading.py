@@ -715,11 +715,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     accs: list[tuple] = []
     poss: list[tuple] = []
     stats: list[tuple] = []
-
-    def side_lower(t: tuple) -> tuple:
-        # a _PositionItem's fields in Position order, side lower-case as parse() gives it
-        side = t[1]
-        return t if side.islower() or side == side.lower() else (t[0], side.lower(), *t[2:])
+    collect = {AccountMsg: accs.append, PositionMsg: poss.append, getattr(P, "_StatusMsg", None): stats.append}
 
     def flush_accounts() -> None:
         if accs:
@@ -735,7 +731,9 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             poss.clear()
             tables.extend_positions(
                 agents, stamps_, recv, seqs,
-                [[side_lower(t) for t in map(astuple, items)] for items in data],
+                # a _PositionItem's fields in Position order, side lower-case as parse() gives it
+                [[t if t[1].islower() else (t[0], t[1].lower(), *t[2:]) for t in map(astuple, items)]
+                 for items in data],
                 source=src,
             )
 
@@ -855,10 +853,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                                 ns = stamp_of(msg.timestamp, _MISS)
                                 if ns is _MISS:
                                     ns = parse_time(msg.timestamp)
-                                tm = type(msg)
-                                (accs if tm is AccountMsg else poss if tm is PositionMsg else stats).append(
-                                    (last_agent, ns, last_t, next_seq(last_agent), msg.data)
-                                )
+                                collect[type(msg)]((last_agent, ns, last_t, next_seq(last_agent), msg.data))
                                 continue
                         # Rows of one table stay in frame order: any frame that may
                         # carry an account, positions or a status (a snapshot, an
