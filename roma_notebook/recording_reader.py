@@ -174,14 +174,25 @@ class RecordingLines:
     def __iter__(self) -> Iterator[list[str]]:
         carry = b""
         for block in self.blocks:
-            if carry:
-                block = carry + block
             cut = block.rfind(b"\n") + 1
-            carry = block[cut:]
+            if not cut:
+                carry += block
+                continue
             # One decode per block, not per line: json on str is ~3x cheaper than on
-            # bytes. Complete lines only, so no UTF-8 sequence is split.
-            lines = block[:cut].decode("utf-8", "replace").split("\n")
+            # bytes. Complete lines only, so no UTF-8 sequence is split (a newline
+            # byte is never inside one). The line the last block left unfinished
+            # is completed on its own and the block decoded in place, not copied
+            # (it is megabytes).
+            view = memoryview(block)
+            start = 0
+            lines = []
+            if carry:
+                start = block.find(b"\n") + 1
+                lines.append((carry + block[: start - 1]).decode("utf-8", "replace"))
+            lines += str(view[start:cut], "utf-8", "replace").split("\n")
             lines.pop()  # the empty string after the last newline
+            carry = block[cut:]
+            view.release()
             yield lines
         self.tail = carry
 
