@@ -366,11 +366,10 @@ def parse_time(value: Any) -> int | None:
     """
     if type(value) is not str:
         return None
-    ns = _time_cache.get(value)
-    if ns is not None:
-        return ns
     # Fast path for "YYYY-MM-DDTHH:MM:SS.fffZ": the whole second repeats from frame
     # to frame and only the fraction changes, so cache the second, add the fraction.
+    # Tried before _time_cache: such stamps are rarely repeated whole, and hashing
+    # each for a lookup that misses cost ~0.2 us a frame.
     if len(value) > 21 and value[19] == "." and value[-1] == "Z":
         frac = value[20:-1]
         if len(frac) <= 9 and frac.isascii() and frac.isdigit():
@@ -382,8 +381,11 @@ def parse_time(value: Any) -> int | None:
                 if len(_second_cache) > 4096:
                     _second_cache.clear()
                 _second_cache[value[:19]] = base
-            ns = base + int(frac.ljust(9, "0"))
+            ns = base + int(frac) * _FRACTION_SCALE[len(frac)]
             return ns if ns < _NS_MAX else None
+    ns = _time_cache.get(value)
+    if ns is not None:
+        return ns
     ns = _parse_full(value)
     if ns is None:
         return None
@@ -394,6 +396,7 @@ def parse_time(value: Any) -> int | None:
 
 
 _second_cache: dict[str, int] = {}
+_FRACTION_SCALE = tuple(10 ** (9 - i) for i in range(10))  # ns per unit of an i-digit fraction
 
 
 def _parse_full(value: str) -> int | None:
@@ -738,8 +741,9 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
         raise ProtocolError("empty", "empty frame")
     # The typed decoder is tried only where the type names the front of the frame:
     # a failed attempt would cost every other message ~0.5 us.
+    head = frame[:40]
     if _fast_typed is not None and (
-        "account_update" in frame[:40] or "position_update" in frame[:40] or "agent_status" in frame[:40]
+        "account_update" in head or "position_update" in head or "agent_status" in head
     ):
         try:
             msg = _fast_typed(frame)
@@ -786,15 +790,15 @@ def _from_typed(msg: Any) -> tuple[Event, ...]:
     take the general path.
     """
     ts = parse_time(msg.timestamp)
-    if type(msg) is _StatusMsg:
-        d = msg.data
-        return (
-            AgentStatus(ts, d.agent_id, d.is_running, d.cycle_count, parse_time(d.last_decision_time), None, NaN),
-        )
     if type(msg) is _AccountMsg:
         d = msg.data
         return (
             _new_account(ts, d.total_balance, d.available_balance, d.unrealized_pnl, d.used_percentage, NaN),
+        )
+    if type(msg) is _StatusMsg:
+        d = msg.data
+        return (
+            AgentStatus(ts, d.agent_id, d.is_running, d.cycle_count, parse_time(d.last_decision_time), None, NaN),
         )
     return (
         _new_position_update(

@@ -418,44 +418,76 @@ class AgentStream(TableProperties):
                 pass
 
     async def _read(self, ws: Any) -> None:
-        # The hot path: keep it short. Everything per frame is O(1) and lock-cheap.
-        ingest = self.tables.ingest
-        agent = self.agent_id
-        counts = self._kind_counts
+        # The hot path. One await per burst, not per frame: after recv() returns a
+        # frame, every whole frame the connection has already read is taken too
+        # (_take_queued) and the lot is handled at once. Nothing ever waits for
+        # more frames to arrive: a lone frame is handled as soon as it is there.
+        from websockets.exceptions import ConnectionClosedOK
+
+        recv = ws.recv
+        queued = _frame_queue(ws)
         time_ns = time.time_ns
-        buckets = self._rate_buckets
-        async for frame in ws:
+        handle = self._handle
+        while True:
+            try:
+                first = await recv()
+            except ConnectionClosedOK:  # a normal close ends the read, as `async for` does
+                return
+            # Frames taken together share the time they were taken off the
+            # connection: each was received by then (docs/ARCHITECTURE.md).
             now = time_ns()
-            if self.dialect is None:
+            if queued is not None and queued[1]:
+                frames = [first]
+                _take_queued(queued, frames)
+                handle(frames, now)
+            else:
+                handle((first,), now)
+
+    def _handle(self, frames: Any, now: int) -> None:
+        # Everything per frame is O(1); counters and waiters are updated once per batch.
+        agent = self.agent_id
+        if self.dialect is None:
+            for frame in frames:
                 self.dialect = P.dialect_of(frame)
-            events = ingest(agent, frame, now)
-            rec = self._recorder
-            if rec is not None:
+                if self.dialect is not None:
+                    break
+        results = self.tables.ingest_many(agent, frames, now)
+        rec = self._recorder
+        if rec is not None:
+            for frame, events in zip(frames, results):
                 if events and events[0].kind == "server_error":
                     # the server's text may quote signed URLs: record it redacted
                     frame = P.encode_error(None, events[0].message)
                 rec.write(agent, now, frame)
-            self._messages += 1
-            self._last_message_ns = now
-            sec = now // 1_000_000_000
-            if buckets and buckets[-1][0] == sec:
-                buckets[-1][1] += 1
-            else:
-                buckets.append([sec, 1])
-            for ev in events:
-                k = ev.kind
-                counts[k] = counts.get(k, 0) + 1
+        n = len(frames)
+        self._messages += n
+        self._last_message_ns = now
+        buckets = self._rate_buckets
+        sec = now // 1_000_000_000
+        if buckets and buckets[-1][0] == sec:
+            buckets[-1][1] += n
+        else:
+            buckets.append([sec, n])
+        counts = self._kind_counts
+        callbacks = self._callbacks
+        with_events = 0
+        for events in results:
             if events:
-                counts[None] = counts.get(None, 0) + 1
-                if self._callbacks:
+                with_events += 1
+                for ev in events:
+                    k = ev.kind
+                    counts[k] = counts.get(k, 0) + 1
+                if callbacks:
                     self._dispatch(events)
-            targets = self._targets
-            if targets:
-                for k, n in targets:
-                    if counts.get(k, 0) >= n:
-                        with self._cond:
-                            self._cond.notify_all()
-                        break
+        if with_events:
+            counts[None] = counts.get(None, 0) + with_events
+        targets = self._targets
+        if targets:
+            for k, target in targets:
+                if counts.get(k, 0) >= target:
+                    with self._cond:
+                        self._cond.notify_all()
+                    break
 
     async def _ping_loop(self, ws: Any) -> None:
         # The documented JSON heartbeat, beside websockets' own protocol pings, only
@@ -779,6 +811,50 @@ def _run_closers(closers: list[Callable[[], None]]) -> None:
         except Exception:
             pass
     closers.clear()
+
+
+# A burst is at most this many frames: the loop serves other streams, pings and
+# the watchdog between bursts, and a burst's rows become visible together.
+_BURST = 1024
+
+
+def _frame_queue(ws: Any) -> tuple[Any, Any] | None:
+    """(assembler, deque of frames) of a websockets asyncio connection, or None.
+
+    websockets (13 and later) keeps the frames it has read but nobody has received
+    yet in ``recv_messages.frames.queue``. Taking them from there costs a fraction of
+    a recv() per frame (no coroutines, no join). Any other layout: None, and every
+    frame goes through recv() as before.
+    """
+    asm = getattr(ws, "recv_messages", None)
+    q = getattr(getattr(asm, "frames", None), "queue", None)
+    if isinstance(q, deque) and callable(getattr(asm, "maybe_resume", None)):
+        return asm, q
+    return None
+
+
+def _take_queued(queued: tuple[Any, Any], frames: list) -> None:
+    """Append to ``frames`` the texts of whole frames already read, up to _BURST.
+
+    Only unfragmented text frames that are valid UTF-8 are taken; at anything else
+    (binary, fragments, bad UTF-8) it stops and leaves it to recv(), which handles it
+    as it always does. Then lets websockets resume reading if its queue went low.
+    """
+    from websockets.frames import Opcode
+
+    text = Opcode.TEXT
+    asm, q = queued
+    while q and len(frames) < _BURST:
+        f = q[0]
+        if f.opcode is not text or not f.fin:
+            break
+        try:
+            s = f.data.decode()
+        except UnicodeDecodeError:
+            break
+        q.popleft()
+        frames.append(s)
+    asm.maybe_resume()
 
 
 class _Stalled(Exception):

@@ -554,6 +554,94 @@ class Tables:
             append(agent_id, ev, received_ns, seq, source)
         return events
 
+    def ingest_many(
+        self, agent_id: str, frames: Any, received_ns: int, source: str = "live"
+    ) -> list[tuple[P.Event, ...]]:
+        """:meth:`ingest` of several frames of one agent, received at ``received_ns``.
+
+        The same rows, errors and sequence numbers as :meth:`ingest` of each frame
+        in turn. Account updates, what streams send most, are appended a run of
+        consecutive frames at a time, column by column (~0.4 us a frame less than
+        :meth:`append`).
+
+        Returns:
+            The events of each frame, in order (empty for bad frames and pongs).
+        """
+        parse = P.parse
+        account = P.AccountUpdate
+        out: list[tuple[P.Event, ...]] = []
+        run: list[P.AccountUpdate] = []  # account updates of frames run_seq, run_seq + 1, ...
+        run_seq = 0
+        extend = self._extend_account_run
+        seq = self._seq.get(agent_id, -1)
+        try:
+            for frame in frames:
+                seq += 1
+                self._seq[agent_id] = seq
+                try:
+                    events = parse(frame)
+                except ProtocolError as exc:
+                    events = ()
+                    extend(agent_id, run, run_seq, received_ns, source)
+                    self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)
+                else:
+                    if len(events) == 1 and type(events[0]) is account:
+                        if not run:
+                            run_seq = seq
+                        run.append(events[0])
+                    else:
+                        extend(agent_id, run, run_seq, received_ns, source)
+                        for ev in events:
+                            self.append(agent_id, ev, received_ns, seq, source)
+                out.append(events)
+        finally:
+            extend(agent_id, run, run_seq, received_ns, source)
+        return out
+
+    def _extend_account_run(
+        self, agent_id: str, run: list, first_seq: int, received_ns: int, source: str
+    ) -> None:
+        # The rows append() makes of the account updates in ``run`` (frames
+        # first_seq, first_seq + 1, ...), a column at a time. Every column is
+        # converted before any is extended: a bad value leaves the table as it was.
+        # Empties ``run``.
+        k = len(run)
+        if not k:
+            return
+        tb = self._t["account"]
+        codes = [col.typecode for col in tb.buf.cols]
+        if len(codes) != 10:  # pragma: no cover - the account columns changed: rows one by one
+            for i, e in enumerate(run):
+                self.append(agent_id, e, received_ns, first_seq + i, source)
+            run.clear()
+            return
+        ts = [e.timestamp for e in run]
+        new = [
+            None,
+            array(codes[1], [received_ns if t is None or not _NA_INT < t < _INT64_END else t for t in ts]),
+            array(codes[2], [received_ns]) * k,
+            array(codes[3], range(first_seq, first_seq + k)),
+            array(codes[4], [e.total_balance for e in run]),
+            array(codes[5], [e.available_balance for e in run]),
+            array(codes[6], [e.unrealized_pnl for e in run]),
+            array(codes[7], [e.used_percentage for e in run]),
+            array(codes[8], [e.adjusted_balance for e in run]),
+            None,
+        ]
+        run.clear()
+        with self._lock:
+            new[0] = array(codes[0], [tb.code(0, agent_id)]) * k
+            new[9] = array(codes[9], [tb.code(9, source)]) * k
+            buf = tb.buf
+            for col, v in zip(buf.cols, new):
+                col.extend(v)
+            buf.n += k
+            tb.total += k
+            tb.version += k
+            if tb.max_rows is not None and buf.n > 2 * tb.max_rows:
+                tb.trim_pending()
+            self.version += k
+
     def append(
         self,
         agent_id: str,
