@@ -818,44 +818,47 @@ def _run_closers(closers: list[Callable[[], None]]) -> None:
 _BURST = 1024
 
 
-def _frame_queue(ws: Any) -> tuple[Any, Any] | None:
-    """(assembler, deque of frames) of a websockets asyncio connection, or None.
+def _frame_queue(ws: Any) -> tuple[Any, Any, Any] | None:
+    """(assembler, deque of frames, text opcode) of a websockets asyncio connection, or None.
 
     websockets (13 and later) keeps the frames it has read but nobody has received
     yet in ``recv_messages.frames.queue``. Taking them from there costs a fraction of
     a recv() per frame (no coroutines, no join). Any other layout: None, and every
     frame goes through recv() as before.
     """
+    try:
+        from websockets.frames import Opcode
+    except ImportError:  # pragma: no cover - another websockets layout
+        return None
     asm = getattr(ws, "recv_messages", None)
     q = getattr(getattr(asm, "frames", None), "queue", None)
     if isinstance(q, deque) and callable(getattr(asm, "maybe_resume", None)):
-        return asm, q
+        return asm, q, Opcode.TEXT
     return None
 
 
-def _take_queued(queued: tuple[Any, Any], frames: list) -> None:
-    """Append to ``frames`` the texts of whole frames already read, up to _BURST.
+def _take_queued(queued: tuple[Any, Any, Any], frames: list) -> None:
+    """Append to ``frames`` the texts of whole frames already read, up to _BURST in all.
 
     Only unfragmented text frames that are valid UTF-8 are taken; at anything else
-    (binary, fragments, bad UTF-8) it stops and leaves it to recv(), which handles it
-    as it always does. Then lets websockets resume reading if its queue went low.
+    (binary, fragments, bad UTF-8) it stops and leaves that frame to recv(), which
+    handles it as it always does. Then lets websockets resume reading if its queue
+    went low (what recv() does per frame).
     """
-    from websockets.frames import Opcode
-
-    text = Opcode.TEXT
-    asm, q = queued
-    while q and len(frames) < _BURST:
-        f = q[0]
+    asm, q, text = queued
+    popleft = q.popleft
+    append = frames.append
+    for _ in range(min(len(q), _BURST - len(frames))):
+        f = popleft()
         if f.opcode is not text or not f.fin:
+            q.appendleft(f)
             break
         try:
-            s = f.data.decode()
+            append(f.data.decode())
         except UnicodeDecodeError:
+            q.appendleft(f)
             break
-        q.popleft()
-        frames.append(s)
     asm.maybe_resume()
-
 
 class _Stalled(Exception):
     """The server went quiet for longer than its cadence allows (see _watchdog)."""

@@ -577,12 +577,12 @@ class Tables:
         try:
             for frame in frames:
                 seq += 1
-                self._seq[agent_id] = seq
                 try:
                     events = parse(frame)
                 except ProtocolError as exc:
                     events = ()
                     extend(agent_id, run, run_seq, received_ns, source)
+                    self._seq[agent_id] = seq
                     self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)
                 else:
                     if len(events) == 1 and type(events[0]) is account:
@@ -591,10 +591,13 @@ class Tables:
                         run.append(events[0])
                     else:
                         extend(agent_id, run, run_seq, received_ns, source)
+                        self._seq[agent_id] = seq
                         for ev in events:
                             self.append(agent_id, ev, received_ns, seq, source)
                 out.append(events)
         finally:
+            # frames whose rows are in (or, on an exception, were taken) keep their numbers
+            self._seq[agent_id] = seq
             extend(agent_id, run, run_seq, received_ns, source)
         return out
 

@@ -255,3 +255,67 @@ def test_callbacks_receive_events(sim):
         wait_until(lambda: len(got) >= 2, 10, "callbacks")
     assert all(isinstance(e, P.Decision) for e in got)
     assert all(e.cycle is not None for e in got)
+
+
+def test_a_burst_read_at_once_lands_whole_in_order_sharing_its_receive_time(tmp_path):
+    """Frames websockets has already read are taken together after one recv()
+    (AgentStream._read): each lands, in order, under its own seq; binary frames and
+    fragmented messages among them still go through recv(); callbacks see every
+    event; the recording holds every frame and loads into the same tables."""
+    from scripted_server import ScriptedServer
+
+    n = 3000
+    base = P.parse_time("2026-12-02T10:00:00Z")
+    frames = [("text", P.encode(P.AccountUpdate(base + i * 1000, 10_000.0 + i, 9_000.0, 1.5, 20.0))) for i in range(n)]
+    frames[700] = ("binary", b'{"type": "pong"}')
+    frames[701] = ("text", "{not json")
+    whole = P.encode(P.AccountUpdate(base, -1.0, -2.0, -3.0, -4.0))
+    frames[1500] = ("fragments", [whole[:50], whole[50:120], whole[120:]])
+    frames[1501] = ("binary", b"\xff\x00")
+    release = threading.Event()
+
+    async def handler(ws):
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 30)
+        async with ws.send_context():  # the whole burst in one write
+            for kind, data in frames:
+                if kind == "text":
+                    ws.protocol.send_text(data.encode())
+                elif kind == "binary":
+                    ws.protocol.send_binary(data)
+                else:
+                    ws.protocol.send_text(data[0].encode(), fin=False)
+                    ws.protocol.send_continuation(data[1].encode(), fin=False)
+                    ws.protocol.send_continuation(data[2].encode(), fin=True)
+        await ws.wait_closed()
+
+    srv = ScriptedServer(handler).start()
+    seen = []
+    rec = tmp_path / "burst.jsonl"
+    try:
+        s = rn.connect("burst", url=srv.url, heartbeat=None, record_to=rec)
+        try:
+            s.on(None, lambda ev: seen.append(ev.total_balance))
+            release.set()
+            s.wait_for("account_update", count=n - 3, timeout=60)
+            acc, err = s.account, s.errors
+            assert s.stats()["messages"] == n and s.count() == n - 3  # count(): frames with events
+            wait_until(lambda: len(seen) == n - 3, what="every callback")
+        finally:
+            s.stop()
+    finally:
+        srv.stop()
+    good = [i for i, (kind, _) in enumerate(frames) if kind != "binary" and i != 701]
+    want = [-1.0 if i == 1500 else 10_000.0 + i for i in good]
+    assert acc["total_balance"].tolist() == want and seen == want
+    assert acc["seq"].tolist() == good  # seq: the frame's place in the stream
+    assert err["kind"].tolist() == ["binary", "not_json", "binary"]
+    assert err["seq"].tolist() == [700, 701, 1501]
+    # frames taken together share the time they were taken: far fewer stamps than frames
+    assert acc["received_at"].is_monotonic_increasing
+    assert acc["received_at"].nunique() <= n // 10, acc["received_at"].nunique()
+    with pytest.warns(rn.LoadWarning, match="3 unusable"):
+        loaded = rn.load(rec, progress=False)
+    pd.testing.assert_frame_equal(loaded.account, acc)
+    pd.testing.assert_frame_equal(loaded.errors, err)
