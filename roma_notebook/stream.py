@@ -440,6 +440,10 @@ class AgentStream(TableProperties):
                 frames = [first]
                 _take_queued(queued, frames)
                 handle(frames, now)
+                if queued[1]:
+                    # more is queued: recv() would return it without yielding, so let
+                    # the loop serve other streams, pings and the watchdog first
+                    await asyncio.sleep(0)
             else:
                 handle((first,), now)
 
@@ -813,8 +817,9 @@ def _run_closers(closers: list[Callable[[], None]]) -> None:
     closers.clear()
 
 
-# A burst is at most this many frames: the loop serves other streams, pings and
-# the watchdog between bursts, and a burst's rows become visible together.
+# A burst is at most this many frames (~2 ms of work): the loop serves other
+# streams, pings and the watchdog between bursts, and a burst's rows become
+# visible together.
 _BURST = 1024
 
 
