@@ -54,6 +54,7 @@ __all__ = [
     "DIALECTS",
     "dialect_of",
     "parse",
+    "parse_account",
     "parse_object",
     "parse_time",
     "format_time",
@@ -665,6 +666,7 @@ except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct 
     _fast_loads = None
     _FastError = ValueError
     _fast_typed = None
+    _fast_account = None
 else:
     from msgspec import Struct as _Struct
 
@@ -710,6 +712,8 @@ else:
         data: _StatusData
 
     _fast_typed = _FastDecoder(Union[_AccountMsg, _PositionMsg, _StatusMsg]).decode
+    # the same decoder for account updates alone (parse_account)
+    _fast_account = _FastDecoder(_AccountMsg).decode
 _scan = _decoder.scan_once
 
 
@@ -780,6 +784,31 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
     except ValueError as exc:  # JSONDecodeError
         raise ProtocolError("not_json", f"not JSON ({exc})") from None
     return parse_object(obj)
+
+
+def parse_account(frame: Any) -> tuple[int | None, float, float, float, float, float] | None:
+    """The values of a documented ``account_update`` frame, without building its event.
+
+    ``(timestamp, total_balance, available_balance, unrealized_pnl,
+    used_percentage, adjusted_balance)``, exactly the fields of the
+    :class:`AccountUpdate` that :func:`parse` returns, for the frames its typed
+    decoder takes; None for any other frame (:func:`parse` decides those).
+    Building the event costs ~0.4 us, as much as decoding the frame: a writer
+    that only stores the values (``Tables.ingest_many``) skips it.
+
+    Example:
+        >>> parse_account('{"type":"account_update","timestamp":"2025-11-02T10:30:00.5Z","data":'
+        ...               '{"total_balance":1.0,"available_balance":2.0,"unrealized_pnl":3.0,"used_percentage":4.0}}')
+        (1762079400500000000, 1.0, 2.0, 3.0, 4.0, nan)
+    """
+    if _fast_account is None or type(frame) is not str or "account_update" not in frame[:40]:
+        return None
+    try:
+        msg = _fast_account(frame)
+    except (_FastError, RecursionError, UnicodeEncodeError):
+        return None
+    d = msg.data
+    return (parse_time(msg.timestamp), d.total_balance, d.available_balance, d.unrealized_pnl, d.used_percentage, NaN)
 
 
 def _from_typed(msg: Any) -> tuple[Event, ...]:

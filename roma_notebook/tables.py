@@ -555,28 +555,52 @@ class Tables:
         return events
 
     def ingest_many(
-        self, agent_id: str, frames: Any, received_ns: int, source: str = "live"
-    ) -> list[tuple[P.Event, ...]]:
+        self,
+        agent_id: str,
+        frames: Any,
+        received_ns: int,
+        source: str = "live",
+        counts: dict[str | None, int] | None = None,
+    ) -> list[tuple[P.Event, ...]] | None:
         """:meth:`ingest` of several frames of one agent, received at ``received_ns``.
 
         The same rows, errors and sequence numbers as :meth:`ingest` of each frame
         in turn. Account updates, what streams send most, are appended a run of
-        consecutive frames at a time, column by column (~0.4 us a frame less than
-        :meth:`append`).
+        consecutive frames at a time, column by column.
+
+        Args:
+            counts: when given, the frames' events are counted into it instead of
+                returned (``counts[kind] += 1`` per event, ``counts[None] += 1`` per
+                frame with events, once every row is in), and account updates never
+                become event objects (:func:`~roma_notebook.protocol.parse_account`):
+                a live stream with no callback and no recording needs no more.
 
         Returns:
-            The events of each frame, in order (empty for bad frames and pongs).
+            The events of each frame, in order (empty for bad frames and pongs);
+            None when ``counts`` is given.
         """
         parse = P.parse
+        parse_account = P.parse_account if counts is not None else None
         account = P.AccountUpdate
         out: list[tuple[P.Event, ...]] = []
-        run: list[P.AccountUpdate] = []  # account updates of frames run_seq, run_seq + 1, ...
+        kinds: dict[str, int] = {}  # events counted, when counting
+        n_account = 0  # account updates that took parse_account, when counting
+        # row values of the account updates of frames run_seq, run_seq + 1, ...
+        run: list[tuple] = []
         run_seq = 0
         extend = self._extend_account_run
         seq = self._seq.get(agent_id, -1)
         try:
             for frame in frames:
                 seq += 1
+                if parse_account is not None:
+                    values = parse_account(frame)
+                    if values is not None:
+                        if not run:
+                            run_seq = seq
+                        run.append(values)
+                        n_account += 1
+                        continue
                 try:
                     events = parse(frame)
                 except ProtocolError as exc:
@@ -586,52 +610,68 @@ class Tables:
                     self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)
                 else:
                     if len(events) == 1 and type(events[0]) is account:
+                        e = events[0]
                         if not run:
                             run_seq = seq
-                        run.append(events[0])
+                        run.append(
+                            (e.timestamp, e.total_balance, e.available_balance, e.unrealized_pnl,
+                             e.used_percentage, e.adjusted_balance)
+                        )
                     else:
                         extend(agent_id, run, run_seq, received_ns, source)
                         self._seq[agent_id] = seq
                         for ev in events:
                             self.append(agent_id, ev, received_ns, seq, source)
-                out.append(events)
+                if counts is None:
+                    out.append(events)
+                elif events:
+                    kinds[None] = kinds.get(None, 0) + 1
+                    for ev in events:
+                        kinds[ev.kind] = kinds.get(ev.kind, 0) + 1
         finally:
             # frames whose rows are in (or, on an exception, were taken) keep their numbers
             self._seq[agent_id] = seq
             extend(agent_id, run, run_seq, received_ns, source)
-        return out
+        if counts is None:
+            return out
+        if n_account:
+            kinds["account_update"] = kinds.get("account_update", 0) + n_account
+            kinds[None] = kinds.get(None, 0) + n_account
+        for k, n in kinds.items():
+            counts[k] = counts.get(k, 0) + n
+        return None
 
     def _extend_account_run(
         self, agent_id: str, run: list, first_seq: int, received_ns: int, source: str
     ) -> None:
-        # The rows append() makes of the account updates in ``run`` (frames
-        # first_seq, first_seq + 1, ...), a column at a time. Every column is
-        # converted before any is extended: a bad value leaves the table as it was.
-        # Empties ``run``.
+        # The rows append() makes of the account updates whose values are in
+        # ``run`` (frames first_seq, first_seq + 1, ...), a column at a time. Every
+        # column is converted before any is extended: a bad value leaves the table
+        # as it was. Empties ``run``.
         k = len(run)
         if not k:
             return
         tb = self._t["account"]
         codes = [col.typecode for col in tb.buf.cols]
         if len(codes) != 10:  # pragma: no cover - the account columns changed: rows one by one
-            for i, e in enumerate(run):
-                self.append(agent_id, e, received_ns, first_seq + i, source)
+            for i, v in enumerate(run):
+                self.append(agent_id, P.AccountUpdate(*v), received_ns, first_seq + i, source)
             run.clear()
             return
-        ts = [e.timestamp for e in run]
+        ts, total, available, upnl, used, adjusted = zip(*run)
+        run.clear()
         new = [
             None,
             array(codes[1], [received_ns if t is None or not _NA_INT < t < _INT64_END else t for t in ts]),
             array(codes[2], [received_ns]) * k,
             array(codes[3], range(first_seq, first_seq + k)),
-            array(codes[4], [e.total_balance for e in run]),
-            array(codes[5], [e.available_balance for e in run]),
-            array(codes[6], [e.unrealized_pnl for e in run]),
-            array(codes[7], [e.used_percentage for e in run]),
-            array(codes[8], [e.adjusted_balance for e in run]),
+            array(codes[4], total),
+            array(codes[5], available),
+            array(codes[6], upnl),
+            array(codes[7], used),
+            array(codes[8], adjusted),
             None,
         ]
-        run.clear()
         with self._lock:
             new[0] = array(codes[0], [tb.code(0, agent_id)]) * k
             new[9] = array(codes[9], [tb.code(9, source)]) * k

@@ -877,25 +877,35 @@ def test_ingest_many_makes_what_ingest_of_each_frame_makes(picks, sizes, max_row
         if frame is SEED_DECISION:
             frame = frame.replace('"cycle": 123', f'"cycle": {i}')
         frames.append(frame)
-    one, many = Tables(max_rows=max_rows), Tables(max_rows=max_rows)
-    got, want = [], []
+    # one frame at a time; bursts returning events; bursts counting them
+    one, many, counted = (Tables(max_rows=max_rows) for _ in range(3))
+    got, want, counts = [], [], {}
     start = k = 0
     while start < len(frames):
         batch = frames[start : start + sizes[k % len(sizes)]]
         received = R0 + k * 1_000
         want += [one.ingest(AGENT, f, received) for f in batch]
         got += many.ingest_many(AGENT, batch, received)
+        assert counted.ingest_many(AGENT, batch, received, counts=counts) is None
         if max_rows is not None:  # memory stays bounded while nobody reads
-            assert all(tb.buf.n <= 2 * max_rows for tb in many._t.values())
+            assert all(tb.buf.n <= 2 * max_rows for t in (many, counted) for tb in t._t.values())
         if read_between:  # a reader swapping the pending rows out between bursts
-            one.frame("account"), many.frame("account")
+            for t in (one, many, counted):
+                t.frame("account")
         start += len(batch)
         k += 1
-    for t in (one, many):  # sequence numbers carry on after a burst
+    for t in (one, many, counted):  # sequence numbers carry on after a burst
         t.add_connection(AGENT, "disconnected", "", R0)
     assert repr(got) == repr(want)  # the events each frame carried (repr: NaN != NaN)
+    want_counts = {}
+    for events in want:
+        for key in [ev.kind for ev in events] + ([None] if events else []):
+            want_counts[key] = want_counts.get(key, 0) + 1
+    assert counts == want_counts
     for name in TABLE_NAMES:
         pd.testing.assert_frame_equal(many.frame(name), one.frame(name), obj=name)
+        pd.testing.assert_frame_equal(counted.frame(name), one.frame(name), obj=name)
     # after the reads: with max_rows, pending rows are trimmed once per burst, not
     # per row, so "dropped" agrees once both have trimmed to max_rows
-    assert many.counts() == one.counts() and many.totals() == one.totals()
+    for t in (many, counted):
+        assert t.counts() == one.counts() and t.totals() == one.totals()
