@@ -17,8 +17,10 @@ Conventions used throughout (also stated in each docstring):
   round trips are rebuilt from its fills (:func:`round_trips`).
 * A win is a trade with P&L > 0, a loss one with P&L < 0; a trade at exactly 0 counts in
   ``n_trades`` but is neither (as in ROMA-01's backend).
-* Percent columns (``*_pct``, ``roma_win_rate``, ``roma_max_drawdown``) are in percent;
-  ``win_rate``, ``share`` and ``hold_rate`` are fractions in [0, 1].
+* A percent only in a column ending ``_pct``; ``win_rate``, ``share`` and ``hold_rate``
+  are fractions in [0, 1]. (The exception is ROMA-01's own performance block, the
+  ``performance`` table and :func:`roma_performance`, which keep the backend's names and
+  units: ``win_rate`` and ``max_drawdown`` in percent.)
 
 Example:
     >>> import roma_notebook as rn
@@ -39,9 +41,15 @@ import numpy as np
 import pandas as pd
 
 from .dask_tables import per_agent_on_dask
+from .formatting import cell_text
+from .roma_formulas import performance_stats
+from .schema import UTC as _UTC
+from .schema import dtypes
 
 __all__ = [
     "metrics",
+    "leaderboard",
+    "LEADERBOARD_COLUMNS",
     "roma_performance",
     "equity",
     "drawdown",
@@ -56,80 +64,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- tables
 
-_UTC = "datetime64[ns, UTC]"
-_COMMON: dict[str, str] = {
-    "agent_id": "string",
-    "timestamp": _UTC,
-    "received_at": _UTC,
-    "seq": "int64",
-}
-# Only the columns analytics reads; other columns pass through untouched.
-_SCHEMAS: dict[str, dict[str, str]] = {
-    "account": {
-        "total_balance": "float64",
-        "available_balance": "float64",
-        "unrealized_pnl": "float64",
-        "used_percentage": "float64",
-        "adjusted_balance": "float64",
-    },
-    "trades": {
-        "order_id": "string",
-        "symbol": "string",
-        "side": "string",
-        "quantity": "float64",
-        "price": "float64",
-        "leverage": "Int64",
-        "status": "string",
-    },
-    "closed_trades": {
-        "symbol": "string",
-        "side": "string",
-        "entry_price": "float64",
-        "close_price": "float64",
-        "quantity": "float64",
-        "leverage": "Int64",
-        "open_time": _UTC,
-        "close_time": _UTC,
-        "pnl_usdt": "float64",
-        "pnl_pct": "float64",
-    },
-    "decisions": {
-        "cycle": "Int64",
-        "action": "string",
-        "symbol": "string",
-        "quantity": "float64",
-        "leverage": "Int64",
-        "reason": "string",
-        "position_size_usd": "float64",
-        "stop_loss": "float64",
-        "take_profit": "float64",
-        "confidence": "float64",
-        "close_quantity_pct": "float64",
-    },
-    "cycles": {"cycle": "Int64", "ai_reasoning": "string", "n_decisions": "Int64"},
-    "position_history": {
-        "symbol": "string",
-        "side": "string",
-        "position_amt": "float64",
-        "entry_price": "float64",
-        "mark_price": "float64",
-        "unrealized_profit": "float64",
-        "leverage": "Int64",
-    },
-    "performance": {
-        "total_trades": "Int64",
-        "wins": "Int64",
-        "losses": "Int64",
-        "win_rate": "float64",
-        "avg_profit": "float64",
-        "avg_loss": "float64",
-        "profit_factor": "float64",
-        "sharpe_ratio": "float64",
-        "max_drawdown": "float64",
-        "total_pnl": "float64",
-    },
-    "status": {"cycle_count": "Int64"},
-}
+# Each table's columns and dtypes: schema.py. _norm brings any frame to them.
 _TABLE_NAMES = ("account", "trades", "closed_trades", "decisions", "cycles", "positions", "performance")
 
 
@@ -173,7 +108,9 @@ def _to_utc(s: pd.Series) -> pd.Series:
     return s.astype(_UTC)
 
 
-def _coerce(s: pd.Series, dtype: str) -> pd.Series:
+def _coerce(s: pd.Series, dtype: str, column: str = "") -> pd.Series:
+    if s.dtype == dtype and not (isinstance(s.dtype, pd.StringDtype) and s.dtype.na_value is not pd.NA):
+        return s  # already the table's own dtype (pandas' "str" equals "string" but holds NaN)
     if dtype == _UTC:
         return _to_utc(s)
     if dtype == "string":
@@ -183,6 +120,8 @@ def _coerce(s: pd.Series, dtype: str) -> pd.Series:
     if dtype == "int64":
         v = pd.to_numeric(s, errors="coerce")
         if v.isna().any():
+            if column != "seq":  # a count the frame lacks stays missing
+                return _coerce(v, "Int64")
             # seq orders rows; a hole sorts last rather than failing the whole call.
             v = v.fillna(np.iinfo(np.int64).max)
         return v.astype("int64")
@@ -192,7 +131,10 @@ def _coerce(s: pd.Series, dtype: str) -> pd.Series:
             return v.astype("Int64")
         except (TypeError, ValueError):  # fractional values: keep them as floats
             return v.astype("float64")
-    return s.astype(dtype)
+    try:
+        return s.astype(dtype)
+    except (TypeError, ValueError):  # flags and lists analytics never reads: odd values pass
+        return s
 
 
 def _ns(s: pd.Series) -> np.ndarray:
@@ -205,18 +147,21 @@ def _empty(schema: Mapping[str, str]) -> pd.DataFrame:
 
 
 def _norm(df: pd.DataFrame | None, name: str) -> pd.DataFrame:
-    """A copy of table ``name`` with the analytics columns present, typed and sorted."""
-    schema = {**_COMMON, **_SCHEMAS[name]}
+    """A copy of table ``name`` with its columns (schema.py) present, typed and sorted;
+    extra columns pass through."""
+    schema = dtypes(name)
     if df is None:
         return _empty(schema)
     out = df.copy(deep=False)  # we only ever assign whole columns, never write in place
     for col, dtype in schema.items():
         if col in out.columns:
-            out[col] = _coerce(out[col], dtype)
+            out[col] = _coerce(out[col], dtype, col)
         elif col == "seq":
             out[col] = np.arange(len(out), dtype="int64")
         else:
-            out[col] = pd.Series(pd.NA if dtype in ("string", "Int64") else np.nan,
+            if dtype == "int64":  # a count the frame lacks stays missing, not 0
+                dtype = "Int64"
+            out[col] = pd.Series(pd.NA if dtype in ("string", "Int64", "boolean") else np.nan,
                                  index=out.index).astype(dtype)
     # Rows without an agent id are grouped under "" instead of vanishing from groupbys.
     out["agent_id"] = out["agent_id"].fillna("")
@@ -257,9 +202,6 @@ def _valid_fills(trades: pd.DataFrame) -> pd.DataFrame:
     out["rn_dir"] = direction[ok].astype("int64")
     out["rn_sym"] = out["symbol"].str.strip().str.upper()
     return out
-
-
-_CLOSED_COLS = ["agent_id", "timestamp", "received_at", "seq", *_SCHEMAS["closed_trades"]]
 
 
 def _round_trips(trades: pd.DataFrame) -> pd.DataFrame:
@@ -307,6 +249,7 @@ def _round_trips(trades: pd.DataFrame) -> pd.DataFrame:
                 "close_time": f.timestamp,
                 "pnl_usdt": (px - entry) * taken * pos,
                 "pnl_pct": (px / entry - 1.0) * 100.0 * pos,
+                "source": f.source,
                 "close_order_id": f.order_id,
             })
             if not lots:
@@ -314,12 +257,12 @@ def _round_trips(trades: pd.DataFrame) -> pd.DataFrame:
             if q_left > 1e-9 * q:  # flip: the rest of the fill opens the other side
                 lots.append([q_left, px, f.timestamp, lev, q_left])
                 pos = d
-    schema = {**_COMMON, **_SCHEMAS["closed_trades"], "close_order_id": "string"}
+    schema = {**dtypes("closed_trades"), "close_order_id": "string"}
     if not rows:
         return _empty(schema)
     out = pd.DataFrame(rows)
     for col, dtype in schema.items():
-        out[col] = _coerce(out[col], dtype)
+        out[col] = _coerce(out[col], dtype, col)
     out = out.sort_values(["agent_id", "close_time", "seq"], kind="mergesort")
     return out.reset_index(drop=True)[list(schema)]
 
@@ -542,48 +485,9 @@ def _trade_stats(pnl: np.ndarray) -> dict[str, Any]:
     }
 
 
-_ROMA_INITIAL = 10000.0  # ROMA-01 draws its trade-equity curve from a fixed 10,000 USDT
-
-
 def _roma_stats(pnl: np.ndarray, lookback: int | None) -> dict[str, Any]:
     """ROMA-01 ``PerformanceAnalyzer.calculate_metrics`` over P&L in close order."""
-    if lookback is not None and len(pnl) > lookback:
-        pnl = pnl[-lookback:]
-    n = len(pnl)
-    if n == 0:
-        # The backend's empty answer: zeros (profit factor 0, not inf), no best/worst.
-        return {
-            "total_trades": 0, "wins": 0, "losses": 0, "win_rate": 0.0,
-            "avg_profit": 0.0, "avg_loss": 0.0, "profit_factor": 0.0,
-            "sharpe_ratio": 0.0, "max_drawdown": 0.0, "total_pnl": 0.0,
-            "best_trade": math.nan, "worst_trade": math.nan,
-        }
-    profits = pnl[pnl > 0]
-    losses = np.abs(pnl[pnl < 0])
-    total_profit, total_loss = float(profits.sum()), float(losses.sum())
-    if n >= 2:
-        sd = float(np.std(pnl))  # population std, like np.std's default in the backend
-        sharpe = float(np.mean(pnl)) / sd if sd != 0 else 0.0
-    else:
-        sharpe = 0.0
-    curve = _ROMA_INITIAL + np.concatenate([[0.0], np.cumsum(pnl)])
-    peak = np.maximum.accumulate(curve)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peak > 0, (peak - curve) / peak * 100.0, 0.0)
-    return {
-        "total_trades": n,
-        "wins": len(profits),
-        "losses": len(losses),
-        "win_rate": len(profits) / n * 100.0,
-        "avg_profit": float(profits.mean()) if len(profits) else 0.0,
-        "avg_loss": float(losses.mean()) if len(losses) else 0.0,
-        "profit_factor": total_profit / total_loss if total_loss > 0 else math.inf,
-        "sharpe_ratio": sharpe,
-        "max_drawdown": max(0.0, float(dd[1:].max())),
-        "total_pnl": total_profit - total_loss,
-        "best_trade": float(pnl.max()),
-        "worst_trade": float(pnl.min()),
-    }
+    return performance_stats(pnl, lookback)
 
 
 _ROMA_DTYPES = {
@@ -592,6 +496,11 @@ _ROMA_DTYPES = {
     "sharpe_ratio": "float64", "max_drawdown": "float64", "total_pnl": "float64",
     "best_trade": "float64", "worst_trade": "float64",
 }
+
+
+def _roma_col(key: str) -> str:
+    """The ``metrics`` column of one ROMA-01 figure: ``roma_`` + its name, ``_pct`` for percents."""
+    return f"roma_{key}_pct" if key in ("win_rate", "max_drawdown") else f"roma_{key}"
 
 
 def _check_lookback(lookback: int | None) -> None:
@@ -655,7 +564,7 @@ _METRIC_DTYPES = {
     "win_rate": "float64", "profit_factor": "float64", "avg_win": "float64",
     "avg_loss": "float64", "largest_win": "float64", "largest_loss": "float64",
     "current_streak": "int64",
-    **{f"roma_{k}": v for k, v in _ROMA_DTYPES.items()},
+    **{_roma_col(k): v for k, v in _ROMA_DTYPES.items()},
     "note": "string",
 }
 
@@ -728,7 +637,7 @@ def metrics(
 
     Example:
         >>> m = metrics(rec)                                          # doctest: +SKIP
-        >>> m[["return_pct", "max_drawdown_pct", "sharpe", "roma_win_rate"]]  # doctest: +SKIP
+        >>> m[["return_pct", "max_drawdown_pct", "sharpe", "roma_win_rate_pct"]]  # doctest: +SKIP
     """
     _check_lookback(lookback)
     per = pd.Timedelta(period)
@@ -781,11 +690,48 @@ def metrics(
         t = tr_g.get(agent)
         pnl = t["pnl_usdt"].to_numpy(dtype="float64") if t is not None else np.empty(0)
         row.update(_trade_stats(pnl))
-        row.update({f"roma_{k}": v for k, v in _roma_stats(pnl, lookback).items()})
+        row.update({_roma_col(k): v for k, v in _roma_stats(pnl, lookback).items()})
         rows.append(row)
     out = pd.DataFrame(rows, index=idx, columns=list(_METRIC_DTYPES))
     for col, dtype in _METRIC_DTYPES.items():
         out[col] = _coerce(out[col], dtype) if dtype == _UTC else out[col].astype(dtype)
+    return out
+
+
+#: the :func:`metrics` columns a :func:`leaderboard` shows, after its ``rank``
+LEADERBOARD_COLUMNS: tuple[str, ...] = (
+    "return_pct", "total_pnl", "end_balance", "max_drawdown_pct", "sharpe", "sharpe_low",
+    "sharpe_high", "n_periods", "n_trades", "win_rate", "profit_factor", "note",
+)
+# where a smaller value ranks first
+_LOWER_IS_BETTER = {"max_drawdown", "max_drawdown_pct", "largest_loss"}
+
+
+def leaderboard(x: Any, *, by: str = "return_pct", ascending: bool | None = None,
+                **kw: Any) -> pd.DataFrame:
+    """Agents ranked by one metric: a projection of :func:`metrics`, one row per agent.
+
+    Columns: ``rank`` (1 = best), then :data:`LEADERBOARD_COLUMNS` (return and
+    drawdown in percent, ``win_rate`` a fraction, Sharpe with its interval and the
+    returns behind it). Agents whose ``by`` is NaN rank last.
+
+    Args:
+        x: A stream, stream group, recording, dict of tables or dask export.
+        by: The :func:`metrics` column to rank by.
+        ascending: Rank small values first; default True only for drawdowns and the
+            largest loss, where smaller is better.
+        **kw: Passed to :func:`metrics` (``period``, ``n_boot``, ``seed`` ...).
+
+    Example:
+        >>> leaderboard(rec, by="sharpe")[["rank", "sharpe", "sharpe_low"]]   # doctest: +SKIP
+    """
+    m = metrics(x, **kw)
+    if by not in m.columns:
+        raise ValueError(f"cannot rank by {by!r}: not a metrics column; one of {', '.join(m.columns)}")
+    asc = (by in _LOWER_IS_BETTER) if ascending is None else bool(ascending)
+    out = m.sort_values(by, ascending=asc, na_position="last", kind="stable")
+    out = out[list(LEADERBOARD_COLUMNS)].copy()
+    out.insert(0, "rank", np.arange(1, len(out) + 1, dtype="int64"))
     return out
 
 
@@ -1016,31 +962,12 @@ def pnl_by(x: Any, by: str = "symbol") -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- report
 
-def _fmt(v: Any) -> str:
-    """One cell of the report's tables, compact but exact enough to read."""
-    if v is None or v is pd.NA or v is pd.NaT:
-        return "–"
-    if isinstance(v, pd.Timestamp):
-        return v.strftime("%Y-%m-%d %H:%M:%S UTC")
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        if math.isnan(v):
-            return "–"
-        if math.isinf(v):
-            return "∞" if v > 0 else "-∞"
-        return f"{v:,.2f}" if abs(v) >= 1000 else f"{v:.4g}"
-    return str(v)
-
-
 def _html_table(df: pd.DataFrame, *, index: bool = True) -> str:
     if df.empty:
         return "<p><em>no data</em></p>"
-    shown = df.map(_fmt)
+    shown = df.map(cell_text)
     if index:
-        shown.index = [_fmt(i) for i in shown.index]
+        shown.index = [cell_text(i) for i in shown.index]
         shown.index.name = df.index.name
     return shown.to_html(index=index, escape=True, border=0, classes="dataframe roma-table")
 

@@ -267,8 +267,7 @@ def _record_summary(s: Any, out: str) -> str:
     """One line saying what was written: frames per agent, rows, errors, file size."""
     import os
 
-    streams = s.streams if hasattr(s, "streams") else {s.agent_id: s}
-    per_agent = ", ".join(f"{a} {st.stats().get('messages', 0)}" for a, st in streams.items())
+    per_agent = ", ".join(f"{a} {int(n)}" for a, n in s.stats()["messages"].items())
     try:
         size = f"{os.path.getsize(out) / 1e6:.2f} MB"
     except OSError:
@@ -383,7 +382,8 @@ def run_lab(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if shutil.which("jupyter") is None and not (Path(sys.executable).parent / "jupyter").exists():
-        print("roma-notebook lab: jupyter is not installed (pip install jupyterlab)", file=sys.stderr)
+        print("roma-notebook lab: JupyterLab is not installed; install the lab extra: "
+              "pip install 'roma-notebook[lab]' (from a clone: pip install -e \".[lab]\")", file=sys.stderr)
         return 2
     nb = Path(args.notebook) if args.notebook else Path("notebooks/01_live_agent.ipynb")
     if args.notebook and not nb.exists():

@@ -230,15 +230,18 @@ def _window_options(key: str) -> list[tuple[str, str]]:
     return opts
 
 
-def _safe_stats(src: Any) -> dict:
+def _safe_stats(src: Any) -> dict[str, dict]:
+    """A live source's ``stats()`` as ``{agent_id: {column: value}}``; empty for a
+    recording (nothing is live) or when the source cannot say."""
     fn = getattr(src, "stats", None)
-    if fn is None:
+    if fn is None or getattr(src, "state", None) is None:
         return {}
     try:
-        s = fn()
+        df = fn()
+        return {str(a): {k: (None if v is pd.NaT or v is pd.NA else v) for k, v in row.items()}
+                for a, row in df.to_dict("index").items()}
     except Exception:  # noqa: BLE001 - a status strip must not take the view down
         return {}
-    return s if isinstance(s, dict) else {}
 
 
 def _age_seconds(ts: Any) -> float | None:
@@ -733,13 +736,14 @@ class Dashboard(_ViewBase):
         }
 
     def _source_stats(self) -> dict:
-        # AgentStream.stats() builds per-table statistics (~10 ms); the strip shows
-        # rates and ages to a tenth of a second at best, so read it at most 2x/s
+        # the strip shows rates and ages to a tenth of a second at best: read the
+        # stream's counters at most 2x/s
         now = time.monotonic()
         hit = self._stats_cache
         if hit is not None and now - hit[0] < 0.5:
             return hit[1]
         st = _safe_stats(self.source)
+        st = next(iter(st.values()), {})  # one agent
         self._stats_cache = (now, st)
         return st
 
@@ -935,7 +939,8 @@ class GroupDashboard(_ViewBase):
 
     Args:
         group: a ``StreamGroup`` (``streams`` dict of agent id -> stream;
-            ``leaderboard()`` and ``_add_closer`` are used when present).
+            ``_add_closer`` is used when present; a recording of several agents
+            shows through ``Recording.dashboard()``).
         fps, max_points, window: as for :class:`Dashboard`.
 
     Attributes:
@@ -1124,15 +1129,35 @@ class GroupDashboard(_ViewBase):
         self.figure_update_count += 1
 
     def _leaderboard(self, streams: dict[str, Any]) -> pd.DataFrame:
-        fn = getattr(self.group, "leaderboard", None)
-        if callable(fn):
-            df = fn()
-        else:
-            # a bare group without leaderboard(): the latest balance is still telling
-            rows = {a: {"total_balance": (s.balance[-1] if len(s) else np.nan)}
-                    for a, s in self._series.items()}
-            df = pd.DataFrame.from_dict(rows, orient="index")
-            df.index.name = "agent_id"
+        """The live board: state, latest balance, return since the first row, unrealised
+        P&L, open positions and fills per agent, ranked by return (cheap: the agents'
+        own series and counts), plus the Sharpe intervals of :meth:`_with_skill`.
+        ``group.leaderboard()`` is the full metrics projection, for notebooks."""
+        rows = []
+        for a, s in streams.items():
+            ser = self._series.get(a)
+            if ser is None:
+                ser = self._series[a] = AccountSeries(s.tables)
+                ser.update()
+            bal, pnl = ser.balance, ser.pnl
+            first = bal[0] if len(bal) else np.nan
+            last = bal[-1] if len(bal) else np.nan
+            counts = s.tables.counts()
+            rows.append({
+                "agent_id": a,
+                "state": getattr(s, "state", None) or "recorded",
+                "balance": last,
+                "return_pct": (last / first - 1) * 100 if first == first and first else np.nan,
+                "unrealized_pnl": pnl[-1] if len(pnl) else np.nan,
+                "open_positions": counts.get("positions", 0),
+                "fills": counts.get("trades", 0),
+            })
+        df = pd.DataFrame(rows)
+        if df.empty:
+            return df
+        df = df.sort_values("return_pct", ascending=False, na_position="last", kind="stable")
+        df = df.set_index("agent_id")
+        df.insert(0, "rank", range(1, len(df) + 1))
         return self._with_skill(df, streams)
 
     # A bootstrap per refresh would cost more than the whole view: the Sharpe intervals
@@ -1173,14 +1198,25 @@ class GroupDashboard(_ViewBase):
             return df
         return df.join(cols, how="left")
 
+    def _group_stats(self) -> dict[str, dict]:
+        # stats() builds a DataFrame (~1 ms); the strip needs it at most twice a second
+        now = time.monotonic()
+        hit = getattr(self, "_stats_cache", None)
+        if hit is not None and now - hit[0] < 0.5:
+            return hit[1]
+        st = _safe_stats(self.group) if hasattr(self.group, "state") else {}
+        self._stats_cache = (now, st)
+        return st
+
     def _status(self, streams: dict[str, Any] | None = None) -> dict:
         streams = self._streams() if streams is None else streams
         states = []
         errors = 0
         last_error = None
         rate = 0.0
+        all_stats = self._group_stats()
         for a, s in streams.items():
-            st = _safe_stats(s)
+            st = all_stats.get(str(a), {})
             errors += int(st.get("errors") or 0)
             rate += float(st.get("rate") or 0.0)
             state = getattr(s, "state", None)

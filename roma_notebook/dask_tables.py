@@ -33,7 +33,8 @@ from urllib.parse import quote, unquote
 
 import pandas as pd
 
-from .tables import TABLE_COLUMNS, TABLE_NAMES, TableProperties, empty_frame
+from .schema import TABLE_COLUMNS, TABLE_NAMES, empty_frame
+from .tables import TableProperties
 
 __all__ = ["DaskRecording", "load_dask", "per_agent_on_dask", "is_dask_source"]
 

@@ -69,7 +69,9 @@ import pandas as pd
 from . import protocol as P
 from .errors import ProtocolError
 from .recording import RECORDING_FORMAT, RECORDING_VERSION
-from .tables import TABLE_NAMES, TableProperties, Tables
+from .schema import TABLE_NAMES
+from .source_api import SourceAPI
+from .tables import Tables
 
 __all__ = ["load", "Recording", "ACCEPTED_FORMATS", "LoadWarning"]
 
@@ -98,7 +100,7 @@ _CHUNK = 1 << 18
 # ---------------------------------------------------------------- Recording
 
 
-class Recording(TableProperties):
+class Recording(SourceAPI):
     """Tables loaded from files, with the same table properties as a live stream.
 
     Attributes:
@@ -138,7 +140,7 @@ class Recording(TableProperties):
     # -- the DESIGN.md table properties come from TableProperties
 
     def frame(self, name: str) -> pd.DataFrame:
-        """The DataFrame of table ``name`` (one of ``roma_notebook.tables.TABLE_NAMES``)."""
+        """The DataFrame of table ``name`` (one of ``roma_notebook.schema.TABLE_NAMES``)."""
         return self.tables.frame(name)
 
     _frame = frame
@@ -151,21 +153,73 @@ class Recording(TableProperties):
         seen = [a for a in self.tables.agents() if isinstance(a, str)]
         return seen + [a for a in self._declared if a not in seen]
 
-    def stats(self) -> pd.DataFrame:
-        """Rows, bytes, drops, duplicates and errors per table."""
-        return self.tables.stats()
+    def _stats_rows(self) -> list[dict[str, Any]]:
+        """What the files say of each agent's traffic (no rate: nothing is live)."""
+        agents = self.agent_ids
+        frames = self.tables.frames_seen()
+        last: dict[str, pd.Timestamp] = {}
+        for name in TABLE_NAMES:
+            df = self.tables.frame(name)
+            if len(df) and name != "positions":
+                for a, t in df.groupby("agent_id", observed=True, sort=False)["received_at"].max().items():
+                    if t is not pd.NaT and (a not in last or t > last[a]):
+                        last[a] = t
+        err = self.tables.frame("errors")
+        n_err = err["agent_id"].value_counts() if len(err) else pd.Series(dtype="int64")
+        srv = err[err["kind"] == "server_error"]["agent_id"].value_counts() if len(err) else n_err
+        conn = self.tables.frame("connections")
+        ups = (conn[conn["event"] == "connected"]["agent_id"].value_counts()
+               if len(conn) else pd.Series(dtype="int64"))
+        # drops and duplicates are counted per table: whose they were is known only
+        # when the tables hold one agent
+        totals = self.tables.totals() if len(agents) == 1 else {}
+        return [
+            {
+                "agent_id": a,
+                "state": "recorded",
+                "messages": frames.get(a, 0),
+                "rate": float("nan"),
+                "last_message_at": last.get(a),
+                "reconnects": max(int(ups.get(a, 0)) - 1, 0),
+                "errors": int(n_err.get(a, 0)),
+                "server_errors": int(srv.get(a, 0)),
+                "drops": totals.get("dropped", pd.NA),
+                "duplicates": totals.get("duplicates", pd.NA),
+                "callback_drops": 0,
+            }
+            for a in agents
+        ]
 
-    def to_parquet(self, directory: Any, *, partition_by_date: bool = True) -> Path:
-        """Export as hive-partitioned Parquet (see :func:`roma_notebook.parquet.to_parquet`)."""
-        from .parquet import to_parquet
+    def dashboard(self, **kw: Any) -> Any:
+        """The live dashboards' look, static: one agent's :class:`~roma_notebook.dashboard.Dashboard`,
+        or for several agents the comparison view with a drill-down per agent."""
+        agents = self.agent_ids
+        if len(agents) <= 1:
+            from .dashboard import Dashboard
 
-        return to_parquet(self, directory, partition_by_date=partition_by_date)
+            return Dashboard(self, **kw)
+        from .dashboard import GroupDashboard
 
-    def metrics(self, **kw: Any) -> pd.DataFrame:
-        """Performance metrics, one row per agent (:func:`roma_notebook.analytics.metrics`)."""
-        from . import analytics  # lazy: analytics pulls in more than loading needs
+        return GroupDashboard(_RecordedGroup(self), **kw)
 
-        return analytics.metrics(self, **kw)
+    def agent(self, agent_id: str) -> "Recording":
+        """One agent's rows as a Recording of their own (for per-agent views and exports).
+
+        Example:
+            >>> rec.agent("qwen3-max").metrics()   # doctest: +SKIP
+        """
+        if agent_id not in self.agent_ids:
+            raise KeyError(f"no agent {agent_id!r} in this recording; it has {', '.join(self.agent_ids) or 'none'}")
+        frames = {}
+        for name in TABLE_NAMES:
+            df = self.tables.frame(name)
+            frames[name] = df[(df["agent_id"] == agent_id).fillna(False).to_numpy(bool)].reset_index(drop=True)
+        tables = Tables(max_rows=self.tables.max_rows)
+        _inject(tables, frames, [agent_id], {})
+        out = Recording(tables, self.paths, url=self.url, agent_ids=[agent_id])
+        if self.positions_as_of is not None and agent_id in self.positions_as_of.index:
+            out.positions_as_of = self.positions_as_of.loc[[agent_id]]
+        return out
 
     def _source_text(self) -> str:
         if not self.paths:
@@ -192,6 +246,15 @@ class Recording(TableProperties):
             f"<div><b>Recording</b> <code>{html.escape(self._source_text())}</code><br>"
             f"agents: {agents}<table><tr><th>table</th><th>rows</th></tr>{rows}</table></div>"
         )
+
+
+class _RecordedGroup:
+    """A recording of several agents as a group of one-agent recordings, for the
+    comparison dashboard (which shows one trace and one drill-down view per agent)."""
+
+    def __init__(self, rec: Recording):
+        self.recording = rec
+        self.streams = {a: rec.agent(a) for a in rec.agent_ids}
 
 
 # ---------------------------------------------------------------- progress

@@ -69,9 +69,11 @@ import random
 import zlib
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, Iterable, Sequence
 
+from .roma_formulas import PERFORMANCE_FIELDS, performance_stats
+from .times import NS, iso_naive, to_ns  # public names of this module too
 from .protocol import (
     AccountUpdate,
     AgentStatus,
@@ -111,7 +113,6 @@ __all__ = [
     "iso_naive",
 ]
 
-NS = 1_000_000_000
 NaN = math.nan
 SECONDS_PER_YEAR = 365.0 * 86_400.0
 
@@ -198,54 +199,6 @@ def _r8(x: float) -> float:
     # Money is kept to 8 decimals like exchange balances; always a float (an
     # empty sum is int 0, which would serialise as a JSON integer).
     return float(round(x, 8))
-
-
-# ---------------------------------------------------------------- time helpers
-
-
-def to_ns(value: int | float | str | datetime | None) -> int | None:
-    """Int ns, epoch seconds (float), ISO text or datetime to int ns UTC.
-
-    Example:
-        >>> to_ns("2025-11-02T10:30:00Z")
-        1762079400000000000
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError("start_time must be a datetime, ISO string, or epoch number")
-    if isinstance(value, int):
-        # Heuristic: values this large are already nanoseconds.
-        return value if abs(value) > 10**14 else value * NS
-    if isinstance(value, float):
-        return int(round(value * NS))
-    if isinstance(value, str):
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return to_ns(dt)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
-    raise TypeError(f"cannot interpret {value!r} as a time")
-
-
-def iso_naive(ns: int) -> str:
-    """int ns UTC to zone-less ISO 8601, as ROMA-01's logs and REST write times.
-
-    The real backend writes ``datetime.now().isoformat()`` (server local time,
-    no zone); the simulator writes UTC without a zone, which readers treat as UTC.
-
-    Example:
-        >>> iso_naive(1762079400000000000)
-        '2025-11-02T10:30:00'
-    """
-    s, rem = divmod(ns, NS)
-    dt = datetime.fromtimestamp(s, tz=timezone.utc).replace(tzinfo=None)
-    text = dt.isoformat()
-    if rem // 1000:
-        text += f".{rem // 1000:06d}"
-    return text
 
 
 # ---------------------------------------------------------------- indicators (batch)
@@ -974,19 +927,9 @@ def performance(
     initial: float = 10_000.0,
     time_ns: int | None = None,
 ) -> Performance:
-    """ROMA-01's performance metrics over the last ``lookback`` closed trades.
-
-    * ``win_rate``: percent of trades with ``pnl_usdt > 0``;
-    * ``avg_profit`` / ``avg_loss``: mean winning P&L / mean absolute losing
-      P&L (0 when there are none);
-    * ``profit_factor``: gross win / gross loss; ``inf`` when there are wins
-      and no losses, 0 when there is nothing to divide;
-    * ``sharpe_ratio``: mean / population std of per-trade ``pnl_usdt``
-      (0 with fewer than two trades or zero spread);
-    * ``max_drawdown``: largest peak-to-trough fall, in percent, of the equity
-      curve ``initial + cumulative pnl_usdt`` over those trades;
-    * ``total_pnl``: gross win - gross loss; ``best_trade`` / ``worst_trade``:
-      the extreme ``pnl_usdt`` (NaN, i.e. left out, with no trades).
+    """ROMA-01's performance metrics over the last ``lookback`` closed trades, as a
+    ``Performance`` event: :func:`roma_notebook.roma_formulas.performance_stats` (the one
+    copy of the backend's formulas) over their ``pnl_usdt``.
 
     ``lookback <= 0`` means all trades.
 
@@ -995,47 +938,8 @@ def performance(
         >>> performance([t]).profit_factor
         inf
     """
-    recent = list(trades[-lookback:]) if lookback > 0 else list(trades)
-    n = len(recent)
-    if n == 0:
-        return Performance(time_ns, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    pnls = [t.pnl_usdt for t in recent]
-    profits = [x for x in pnls if x > 0]
-    losses = [-x for x in pnls if x < 0]
-    gw, gl = sum(profits), sum(losses)
-    if gl > 0:
-        pf = gw / gl
-    else:
-        pf = math.inf if gw > 0 else 0.0
-    sharpe = 0.0
-    if n >= 2:
-        mean = sum(pnls) / n
-        sd = math.sqrt(sum((x - mean) ** 2 for x in pnls) / n)
-        if sd > 0:
-            sharpe = mean / sd
-    eq = peak = initial
-    mdd = 0.0
-    for x in pnls:
-        eq += x
-        if eq > peak:
-            peak = eq
-        if peak > 0:
-            mdd = max(mdd, (peak - eq) / peak * 100.0)
-    return Performance(
-        time_ns,
-        n,
-        len(profits),
-        len(losses),
-        len(profits) / n * 100.0,
-        gw / len(profits) if profits else 0.0,
-        gl / len(losses) if losses else 0.0,
-        pf,
-        sharpe,
-        mdd,
-        gw - gl,
-        max(pnls),
-        min(pnls),
-    )
+    s = performance_stats([t.pnl_usdt for t in trades], lookback, initial=initial)
+    return Performance(time_ns, *(s[k] for k in PERFORMANCE_FIELDS))
 
 
 # ---------------------------------------------------------------- agents

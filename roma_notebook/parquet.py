@@ -13,8 +13,8 @@ Layout written by :func:`to_parquet`::
       closed_trades/...  status/...  performance/...  errors/...  connections/...
       _order/account.parquet              original row order (see below)
 
-Every file holds *all* the table's columns, ``agent_id`` included, with the
-table's own types: ``timestamp[ns, tz=UTC]`` times, ``int64`` (nullable where
+Every file holds *all* the table's columns (roma_notebook/schema.py), ``agent_id``
+included, with the table's own types: ``timestamp[ns, tz=UTC]`` times, ``int64`` (nullable where
 the table's column is ``Int64``), ``bool`` (nullable), strings, ``float64`` with
 NaN. So ``pandas.read_parquet(out / "account")``, ``pyarrow.dataset.dataset(out /
 "account", partitioning="hive")`` and DuckDB's ``read_parquet('out/account/**/*.parquet',
@@ -65,7 +65,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .tables import TABLE_NAMES, Tables, empty_frame
+from .schema import TABLE_NAMES, empty_frame
+from .tables import Tables
 
 __all__ = [
     "to_parquet",

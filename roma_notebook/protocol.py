@@ -31,10 +31,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
 from typing import Any, ClassVar, Union
 
 from .errors import ProtocolError
+from .times import format_time, parse_time  # public names of this module too
 from .urls import redact_secrets
 
 __all__ = [
@@ -350,91 +350,6 @@ def _short(v: Any) -> str:
         v = v[:60]  # don't repr a 10 MB field just to cut it
     r = repr(v)
     return r if len(r) <= 60 else r[:57] + "..."
-
-
-_time_cache: dict[str, int] = {}
-
-
-def parse_time(value: Any) -> int | None:
-    """ISO 8601 text to int ns UTC; zone-less times are taken as UTC.
-
-    Returns None for anything unusable (the tables then use the receive time);
-    a bad timestamp is never a reason to drop a frame.
-
-    Example:
-        >>> parse_time("2025-11-02T10:30:00Z")
-        1762079400000000000
-    """
-    if type(value) is not str:
-        return None
-    # Fast path for "YYYY-MM-DDTHH:MM:SS.fffZ": the whole second repeats from frame
-    # to frame and only the fraction changes, so cache the second, add the fraction.
-    # Tried before _time_cache: such stamps are rarely repeated whole, and hashing
-    # each for a lookup that misses cost ~0.2 us a frame.
-    if len(value) > 21 and value[19] == "." and value[-1] == "Z":
-        frac = value[20:-1]
-        if len(frac) <= 9 and frac.isascii() and frac.isdigit():
-            base = _second_cache.get(value[:19])
-            if base is None:
-                base = _parse_full(value[:19] + "Z")
-                if base is None:
-                    return None
-                if len(_second_cache) > 4096:
-                    _second_cache.clear()
-                _second_cache[value[:19]] = base
-            ns = base + int(frac) * _FRACTION_SCALE[len(frac)]
-            return ns if ns < _NS_MAX else None
-    ns = _time_cache.get(value)
-    if ns is not None:
-        return ns
-    ns = _parse_full(value)
-    if ns is None:
-        return None
-    if len(_time_cache) > 4096:  # frames of one second share a stamp; keep it small
-        _time_cache.clear()
-    _time_cache[value] = ns
-    return ns
-
-
-_second_cache: dict[str, int] = {}
-_FRACTION_SCALE = tuple(10 ** (9 - i) for i in range(10))  # ns per unit of an i-digit fraction
-
-
-def _parse_full(value: str) -> int | None:
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    try:
-        # integer arithmetic keeps microseconds exact
-        delta = dt - _EPOCH
-    except OverflowError:  # pragma: no cover - absurd offsets
-        return None
-    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-    if not _NS_MIN < ns < _NS_MAX:
-        # outside datetime64[ns] (years ~1677-2262): unusable, like any bad stamp
-        return None
-    return ns
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# datetime64[ns] bounds; -2**63 itself is NaT
-_NS_MIN = -(2**63)
-_NS_MAX = 2**63
-
-
-def format_time(ns: int | None) -> str | None:
-    """int ns UTC to ISO 8601 with ``Z`` (millisecond precision dropped when zero)."""
-    if ns is None:
-        return None
-    s, rem = divmod(ns, 1_000_000_000)
-    dt = datetime.fromtimestamp(s, tz=timezone.utc)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    if rem:
-        text += f".{rem // 1000:06d}"
-    return text + "Z"
 
 
 # ---------------------------------------------------------------- parsing

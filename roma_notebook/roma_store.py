@@ -42,7 +42,7 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -50,7 +50,7 @@ import pandas as pd
 
 from . import protocol as P
 from .errors import ProtocolError, RomaError
-from .store_writer import zone
+from .times import epoch_ns, zone
 from .tables import Tables
 
 __all__ = [
@@ -182,7 +182,7 @@ class _Clock:
             self._hours[prefix] = None
             return None
         end = start.replace(minute=59, second=59, microsecond=999999)
-        base = None if start.utcoffset() != end.utcoffset() else _epoch_ns(start)
+        base = None if start.utcoffset() != end.utcoffset() else epoch_ns(start)
         if len(self._hours) > 100_000:  # ~11 years of hours; keep memory bounded
             self._hours.clear()
         self._hours[prefix] = base
@@ -195,15 +195,7 @@ class _Clock:
             return None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=self.tz)
-        return _epoch_ns(dt)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _epoch_ns(dt: datetime) -> int:
-    d = dt - _EPOCH
-    return (d.days * 86_400 + d.seconds) * _NS + d.microseconds * 1000
+        return epoch_ns(dt)
 
 
 def _bound(value: Any, tz: tzinfo, name: str) -> str | None:

@@ -7,6 +7,12 @@ thread and asyncio loop and serves it with the ``websockets`` library only:
 frame is serialised by :mod:`roma_notebook.protocol`, so the server and the
 client agree by construction.
 
+This module is the server (connections, tokens, byte budgets, dialect
+encoding, broken and error frames, recording of sent frames); what it serves
+comes from one :class:`~roma_notebook.sim_sources.FrameSource`: the seeded
+market (:class:`~roma_notebook.sim_sources.MarketSource`) or a recording
+(:class:`~roma_notebook.sim_sources.ReplaySource`).
+
 What a ``/ws/agents/{id}`` client receives (``dialect="documented"``):
 
 1. at once: the agent's current ``account_update``, ``position_update`` and
@@ -82,7 +88,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import functools
 import hashlib
 import hmac
@@ -91,7 +96,6 @@ import inspect
 import json
 import logging
 import math
-import statistics
 import threading
 import time
 from collections import defaultdict, deque
@@ -105,8 +109,10 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from . import protocol
-from .market import NS, SPECS, SYMBOLS, World, iso_naive, to_ns
-from .replay import Replay, ReplayPlayer, read_replay
+from .market import World
+from .replay import Replay, read_replay
+from .sim_sources import FrameSource, Item, MarketSource, ReplaySource, replay_agents
+from .times import to_ns, zone
 from .urls import RedactingLogger, redact
 
 __all__ = ["Simulator", "DIALECTS", "MALFORMED_KINDS"]
@@ -119,15 +125,9 @@ DIALECTS = protocol.DIALECTS
 #: :class:`~roma_notebook.errors.ProtocolError` kinds a client should report.
 MALFORMED_KINDS = ("not_json", "bad_field", "unknown_type", "not_object")
 
-# Mark-price updates go out at most this often per agent in real time, so a
-# high speed thins them out instead of flooding clients.
-_MIN_REAL_MARK_INTERVAL = 0.25
 # Frames sent back to back before yielding to the loop, so one fast client
 # cannot starve the world or the other clients.
 _SEND_BATCH = 256
-# Replay with loop=True: real seconds between the last frame and the next pass,
-# so a very high speed replays the recording at most once a second.
-_REPLAY_LOOP_PAUSE = 1.0
 _DEFAULT_AGENTS = ("deepseek-chat-v3.1", "qwen3-max")
 
 # What one client may send. A ROMA-01 client sends a ping now and then; a
@@ -140,7 +140,6 @@ _CLIENT_BURST = 64 * 1024
 _MAX_UNREAD = 2**20
 
 T = TypeVar("T")
-_UTC = datetime.timezone.utc
 
 
 class _GuardedConnection(ServerConnection):
@@ -363,16 +362,7 @@ class Simulator:
         if replay is not None:
             _check_replay_args(locals())
             self.replay = replay if isinstance(replay, Replay) else read_replay(replay)
-            if agents is None:
-                agents = self.replay.agents
-            else:
-                agents = tuple(agents)
-                missing = [a for a in agents if a not in self.replay.agents]
-                if missing:
-                    raise ValueError(
-                        f"agents {missing} are not in the recording {str(self.replay.path)!r}; "
-                        f"it has {list(self.replay.agents)}"
-                    )
+            agents = replay_agents(self.replay, agents)
         elif loop or paused or max_gap != 5.0:
             raise ValueError("loop, max_gap and paused apply only to a replay (replay=...)")
         elif agents is None:
@@ -429,10 +419,6 @@ class Simulator:
         self.max_backlog = _positive_int(max_backlog, "max_backlog")
         self.stall_timeout = _positive(stall_timeout, "stall_timeout")
         self.compression = compression
-        # Thin mark updates deterministically: a multiple of the tick that
-        # depends only on the arguments, never on how the host keeps up.
-        want = max(self.mark_interval, self.speed * _MIN_REAL_MARK_INTERVAL)
-        self._mark_every = max(1, math.ceil(want / self.tick_seconds - 1e-9))
 
         self._state = "new"
         self._thread: threading.Thread | None = None
@@ -441,7 +427,6 @@ class Simulator:
         self._startup_error: BaseException | None = None
         self._stop_event: asyncio.Event | None = None
         self._port: int | None = None
-        self._world: World | None = None
         self._lock = threading.Lock()
         self._sent: dict[str, deque[str]] = {a: deque(maxlen=self.history) for a in self.agents}
         self._sent_count: dict[str, int] = {a: 0 for a in self.agents}
@@ -467,20 +452,26 @@ class Simulator:
         #: replay only: start over at the end
         self.loop = bool(loop)
         self.max_gap = _positive(max_gap, "max_gap")
-        self._player = (
-            None if self.replay is None
-            else ReplayPlayer(self.replay, self.agents, speed=self.speed, max_gap=self.max_gap, loop=self.loop)
-        )
-        self._paused = bool(paused)
         self._play_event: asyncio.Event | None = None
-        from .store_writer import InsightBook, zone
-
         #: the SQLite store kept up to date, or None
         self.store = None if store is None else str(store)
-        self._store_tz = zone(store_tz)
+        store_zone = zone(store_tz)
         self.store_interval = _positive(store_interval, "store_interval")
-        self._store_writer: Any = None
-        self._insights = InsightBook(self._store_tz)  # REST insights (roma-current)
+        # What is served: the only place that tells a replay from the market.
+        self._source: FrameSource
+        if self.replay is not None:
+            self._source = ReplaySource(
+                self.replay, self.agents, speed=self.speed, max_gap=self.max_gap, loop=self.loop,
+                paused=paused, batch=_SEND_BATCH,
+            )
+        else:
+            self._source = MarketSource(
+                self.agents, seed=seed, speed=self.speed, dialect=dialect, start_time=start_time,
+                cycle_minutes=self.cycle_minutes, tick_seconds=self.tick_seconds,
+                mark_interval=self.mark_interval, initial_balance=self.initial_balance,
+                volatility_scale=self.volatility_scale, error_rate=self.error_rate, history=self.history,
+                store=self.store, store_tz=store_zone, store_interval=self.store_interval,
+            )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -533,16 +524,8 @@ class Simulator:
     def __repr__(self) -> str:
         url = f"ws://{self._url_host()}:{self._port}" if self._port is not None else None
         tok = ", token=***" if self._token else ""
-        if self.replay is not None:
-            return (
-                f"Simulator(replay={str(self.replay.path)!r}, agents={list(self.agents)!r}, "
-                f"speed={self.speed:g}, loop={self.loop}{tok}, url={url!r}, state={self._state!r}, "
-                f"replay_state={self.replay_state!r})"
-            )
-        return (
-            f"Simulator(agents={list(self.agents)!r}, seed={self.seed}, speed={self.speed:g}, "
-            f"dialect={self.dialect!r}{tok}, url={url!r}, state={self._state!r})"
-        )
+        head, tail = self._source.repr_parts()
+        return f"Simulator({head}{tok}, url={url!r}, state={self._state!r}{tail})"
 
     # ------------------------------------------------------------ addresses
 
@@ -635,6 +618,7 @@ class Simulator:
 
         def snapshot() -> dict[str, Any]:
             d = dict(self._counters)
+            d.update(self._source.counters)
             live = [c for s in self._clients.values() for c in s]
             d["frames_sent"] += sum(c.sent for c in live)
             d["clients"] = len(live)
@@ -657,12 +641,10 @@ class Simulator:
             ...     sim.query(lambda w: w.agents["gpt-5"].exchange.initial_balance)
             10000.0
         """
-        if self.replay is not None:
-            raise RuntimeError("query() needs the simulated market; a replay has none")
+        job = self._source.query(fn)  # raises at once where it does not apply
 
         async def run() -> T:
-            assert self._world is not None
-            return fn(self._world)
+            return job()
 
         return self._call(run(), timeout)
 
@@ -677,12 +659,10 @@ class Simulator:
         """Stop or restart an agent's decision cycles (an ``agent_status`` goes
         out; positions keep being marked and stops still trigger)."""
         self._check_agent(agent_id)
-        if self.replay is not None:
-            raise RuntimeError("set_running() needs the simulated market; a replay plays what was recorded")
+        job = self._source.set_running(agent_id, running)  # raises at once where it does not apply
 
         async def run() -> None:
-            assert self._world is not None
-            self._dispatch(self._world.set_running(agent_id, running))
+            self._dispatch(job())
 
         self._call(run(), 10.0)
 
@@ -697,11 +677,9 @@ class Simulator:
             >>> before
             'paused'
         """
-        if self.replay is None:
-            raise RuntimeError("play() is for a replay (Simulator(replay=...))")
         # Flag first, event second: _main sets the event itself if it reads the
         # flag after this, and otherwise this finds the event already there.
-        self._paused = False
+        self._source.play()  # raises where there is nothing to play
         loop, ev = self._loop, self._play_event
         if loop is not None and ev is not None and not loop.is_closed():
             try:
@@ -713,12 +691,7 @@ class Simulator:
     def replay_state(self) -> str | None:
         """``"paused"``, ``"playing"`` or ``"ended"`` (replay without ``loop``,
         after the last frame); None when not a replay."""
-        p = self._player
-        if p is None:
-            return None
-        if p.state == "new":
-            return "paused" if self._paused else "playing"
-        return p.state
+        return self._source.state
 
     def _call(self, coro: Any, timeout: float) -> Any:
         if not self.is_running or self._loop is None:
@@ -752,20 +725,7 @@ class Simulator:
     async def _main(self) -> None:
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        start = self._start_time
-        if start is None:
-            start = (time.time_ns() // NS) * NS
-        self._world = None if self._player is not None else World(
-            self.agents,
-            seed=self.seed,
-            start_time=start,
-            cycle_minutes=self.cycle_minutes,
-            tick_seconds=self.tick_seconds,
-            initial_balance=self.initial_balance,
-            volatility_scale=self.volatility_scale,
-            error_rate=self.error_rate,
-            history=self.history,
-        )
+        self._source.prepare()
         # "localhost" with port 0 would bind ::1 and 127.0.0.1 to two different
         # free ports; one address keeps .port meaningful.
         bind = "127.0.0.1" if self.host == "localhost" and self._port_arg == 0 else self.host
@@ -783,26 +743,19 @@ class Simulator:
             create_connection=functools.partial(
                 _GuardedConnection,
                 on_cut=self._on_cut,
-                on_data=None if self.dialect == "documented" or self._player is not None else self._on_data,
+                on_data=None if self.dialect == "documented" else self._on_data,
             ),
         )
         self._port = server.sockets[0].getsockname()[1]
-        if self._world is not None and self.store is not None:
-            from .store_writer import StoreWriter
-
-            self._store_writer = StoreWriter(self.store, tz=self._store_tz)
-            self._insights = self._store_writer.book  # REST and the store show the same insights
-        if self._world is not None:
-            self._dispatch(self._world.start_events())
+        self._source.start(self._dispatch)
         # Assigned before reading the flag: see play().
         self._play_event = asyncio.Event()
-        if not self._paused:
+        if not self._source.paused:
             self._play_event.set()
-        tasks = [loop.create_task(self._drive() if self._player is None else self._replay_drive())]
+        tasks = [loop.create_task(self._drive())]
         if self.drop_every:
             tasks.append(loop.create_task(self._drop_loop()))
-        if self._store_writer is not None:
-            tasks.append(loop.create_task(self._store_loop()))
+        tasks += [loop.create_task(c) for c in self._source.background()]
         log.info("simulator listening on %s (agents: %s)", f"ws://{self._url_host()}:{self._port}", ", ".join(self.agents))
         self._ready.set()
         try:
@@ -811,21 +764,13 @@ class Simulator:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self._store_writer is not None and self._world is not None:
-                try:  # the last rows: a stopped simulator leaves a complete store
-                    self._store_writer.write(self._store_writer.collect(self._world))
-                except Exception:
-                    log.exception("writing the store %s failed", self.store)
+            self._source.close()
             await self._shutdown(server)
 
     async def _shutdown(self, server: Any) -> None:
         # Say goodbye like the real platform: agents stop, then connections close.
-        w = self._world
-        if w is not None and self.dialect == "documented":
-            for a in self.agents:
-                ag = w.agents[a]
-                ag.is_running = False
-                self._dispatch([(a, ag.status(w.time_ns))])
+        if self.dialect == "documented":
+            self._dispatch(self._source.farewell())
         deadline = asyncio.get_running_loop().time() + 1.0
         while any(c.outbox for s in self._clients.values() for c in s):
             if asyncio.get_running_loop().time() > deadline:
@@ -838,89 +783,17 @@ class Simulator:
             log.warning("some connections did not close in time")
 
     async def _drive(self) -> None:
-        """The one task that advances simulated time and broadcasts events."""
+        """The one task that advances the source and broadcasts what is due."""
         loop = asyncio.get_running_loop()
-        w = self._world
-        assert w is not None
-        real_per_tick = self.tick_seconds / self.speed
-        # Allow one real second of backlog; beyond that simulated time slips
-        # (values stay deterministic, only their pace changes).
-        max_lag = max(1, math.ceil(1.0 / real_per_tick))
-        mark_every = self._mark_every
-        t0 = loop.time()
-        done = 0
-        while True:
-            now = loop.time()
-            due = int((now - t0) / real_per_tick)
-            if due - done > max_lag:
-                t0 += (due - done - max_lag) * real_per_tick
-                due = done + max_lag
-                self._counters["time_slips"] += 1
-            budget_end = now + 0.02
-            while done < due:
-                events = w.step(emit_marks=(w.ticks + 1) % mark_every == 0)
-                done += 1
-                self._counters["ticks"] += 1
-                if events:
-                    self._dispatch(events)
-                if loop.time() > budget_end:
-                    break
-            if done < due:
-                await asyncio.sleep(0)
-                continue
-            await asyncio.sleep(max(0.0, t0 + (done + 1) * real_per_tick - loop.time()))
-
-    async def _replay_drive(self) -> None:
-        """Replay: the one task that sends the recorded frames when they are due."""
-        loop = asyncio.get_running_loop()
-        p = self._player
-        assert p is not None and self._play_event is not None
+        assert self._play_event is not None
         await self._play_event.wait()
-        p.state = "playing"
-        log.info(
-            "replaying %s: %d frames of %s, %.1f recording s in %.1f real s (speed %g)",
-            self.replay.path if self.replay else "?", len(p.schedule), ", ".join(self.agents),
-            self.replay.duration if self.replay else 0.0, p.pass_seconds, self.speed,
-        )
-        if self.replay is not None and (self.replay.skipped or self.replay.problems):
-            log.warning(
-                "replay: %d unusable line(s) of %s skipped: %s", self.replay.skipped, self.replay.path,
-                "; ".join(self.replay.problems[:3]),
-            )
+        source = self._source
         t0 = loop.time()
         while True:
-            batch = p.take(loop.time() - t0, _SEND_BATCH)
-            for agent_id, frame in batch:
-                self._broadcast(agent_id, frame)
-            if len(batch) == _SEND_BATCH:
-                await asyncio.sleep(0)  # more are due: let senders and REST run first
-                continue
-            due = p.next_due()
-            if due is not None:
-                await asyncio.sleep(max(0.0, t0 + due - loop.time()))
-                continue
-            if not p.loop:
-                p.state = "ended"
-                log.info("replay ended after %d frames; still serving, idle (Ctrl-C stops)", len(p.schedule))
+            due = source.advance(loop.time() - t0, self._dispatch)
+            if due is None:
                 return
-            await asyncio.sleep(_REPLAY_LOOP_PAUSE)
-            p.rewind()
-            log.info("replay: starting pass %d", p.passes + 1)
-            t0 = loop.time()
-
-    async def _store_loop(self) -> None:
-        """Write what happened to the SQLite store every ``store_interval`` s."""
-        loop = asyncio.get_running_loop()
-        w, sw = self._world, self._store_writer
-        assert w is not None and sw is not None
-        while True:
-            await asyncio.sleep(self.store_interval)
-            rows = sw.collect(w)  # here, where the world advances
-            if any(rows.values()):
-                try:  # the insert (disk I/O) off the loop
-                    await loop.run_in_executor(None, sw.write, rows)
-                except Exception:
-                    log.exception("writing the store %s failed", self.store)
+            await asyncio.sleep(max(0.0, t0 + due - loop.time()))
 
     async def _drop_loop(self) -> None:
         assert self.drop_every is not None
@@ -950,11 +823,19 @@ class Simulator:
             )
         return dataclasses.replace(ev, timestamp=now)
 
-    def _dispatch(self, events: list[tuple[str, Any]]) -> None:
-        if self.dialect != "documented":
-            return  # snapshots are built per connection from the live state
-        for agent_id, ev in events:
-            self._broadcast(agent_id, protocol.encode(self._stamp(ev)))
+    def _encode(self, item: Item) -> str | bytes:
+        """A source's item as sent: frames verbatim, events in the documented dialect."""
+        if isinstance(item, (str, bytes)):
+            return item
+        return protocol.encode(self._stamp(item))
+
+    def _dispatch(self, items: Iterable[tuple[str, Item]]) -> None:
+        """Broadcast what a source emits. The real-backend dialects build snapshots per
+        connection from the live state instead, so events go nowhere there."""
+        documented = self.dialect == "documented"
+        for agent_id, item in items:
+            if documented or isinstance(item, (str, bytes)):
+                self._broadcast(agent_id, self._encode(item))
 
     def _record(self, agent_id: str, text: str) -> None:
         with self._lock:
@@ -1000,8 +881,8 @@ class Simulator:
         k = self._malformed_seq[agent_id]
         self._malformed_seq[agent_id] = k + 1
         self._counters["malformed_frames"] += 1
-        assert self._world is not None
-        good = protocol.encode(self._stamp(self._world.agents[agent_id].exchange.account(self._world.time_ns)))
+        src = self._source
+        good = protocol.encode(self._stamp(src.account(agent_id, src.now_ns())))
         kind = MALFORMED_KINDS[k % len(MALFORMED_KINDS)]
         if kind == "not_json":
             return good[: len(good) // 2]  # a frame cut in half
@@ -1014,34 +895,15 @@ class Simulator:
             return json.dumps(obj)
         return json.dumps([obj])  # not_object: a JSON array
 
-    def _current_frames(self, agent_id: str) -> list[str]:
-        if self._player is not None:
-            return self._player.initial_frames(agent_id)  # type: ignore[return-value]
-        w = self._world
-        assert w is not None
-        ag = w.agents[agent_id]
-        now = w.time_ns
-        evs = (ag.exchange.account(now), ag.exchange.position_update(now), ag.status(now))
-        return [protocol.encode(self._stamp(e)) for e in evs]
-
     def _snapshot(self, agent_id: str) -> str:
-        w = self._world
-        assert w is not None
-        ag = w.agents[agent_id]
+        account, positions, performance, status = self._source.snapshot_parts(agent_id)
         return protocol.encode_snapshot(
-            asyncio.get_running_loop().time(),
-            ag.exchange.account(None),
-            ag.exchange.position_update(None),
-            ag.performance(20),
-            ag.status(None),
+            asyncio.get_running_loop().time(), account, positions, performance, status,
             typed=self.dialect == "roma-current",
         )
 
     def _keepalive(self, agent_id: str) -> str:
-        assert self._world is not None
-        return protocol.encode_keepalive(
-            asyncio.get_running_loop().time(), self._world.agents[agent_id].status(None)
-        )
+        return protocol.encode_keepalive(asyncio.get_running_loop().time(), self._source.status(agent_id, None))
 
     def _error_frame(self, agent_id: str, k: int) -> str:
         # What the real backend sends on an exchange outage: the exception text,
@@ -1071,7 +933,7 @@ class Simulator:
         c = _Client(ws, agent_id, peer)
         # Register and take the current state in one synchronous step, so no
         # broadcast frame can slip in between (or be missed).
-        initial = self._current_frames(agent_id) if self.dialect == "documented" else []
+        initial = [self._encode(i) for i in self._source.initial_frames(agent_id)] if self.dialect == "documented" else []
         self._clients[agent_id].add(c)
         log.info(
             "ws %s -> %s connected (%d client(s) of this agent)", peer, agent_id, len(self._clients[agent_id])
@@ -1117,8 +979,10 @@ class Simulator:
         except ValueError:
             return
         if isinstance(obj, dict) and obj.get("type") == "ping":
-            # a replay has no simulated clock: its pongs carry the wall clock
-            ts = time.time_ns() if self.clock == "wall" or self._world is None else self._world.time_ns
+            # a source without a simulated clock (a replay): pongs carry the wall clock
+            ts = self._source.now_ns() if self.clock != "wall" else None
+            if ts is None:
+                ts = time.time_ns()
             # through the backlog check: pings from a client that never reads
             # must not queue pongs without bound
             self._push(c, json.dumps({"type": "pong", "timestamp": protocol.format_time(ts)}))
@@ -1151,16 +1015,16 @@ class Simulator:
             pass
 
     async def _firehose(self, c: _Client) -> None:
-        assert self._world is not None and self.firehose
+        assert self.firehose
         ws = c.ws
         left = self.firehose
-        ag = self._world.agents[c.agent_id]
+        src = self._source
         while left > 0:
             # Encode once per batch: the point is to measure the pipe, and the
             # protocol's encoder costs more than a send. Values are the real
             # current account; timestamps advance per batch.
             if self.dialect == "documented":
-                frame = protocol.encode(self._stamp(ag.exchange.account(self._world.time_ns)))
+                frame = protocol.encode(self._stamp(src.account(c.agent_id, src.now_ns())))
             else:
                 frame = self._snapshot(c.agent_id)
             batch = min(1024, left)
@@ -1250,145 +1114,7 @@ class Simulator:
             return _json(connection, 200, {"status": "healthy"})
         if not self._authorized(request, query):
             return _json(connection, 401, {"detail": "Invalid or missing token"})
-        if self._player is not None:
-            status, body = self._player.rest(path, query)
-            return _json(connection, status, body)
-        w = self._world
-        assert w is not None
-        if path == "/api/agents":
-            return _json(connection, 200, [ag.rest_summary() for ag in w.agents.values()])
-        if path == "/api/market/prices":
-            raw = (query.get("symbols") or [""])[-1]
-            syms = [s.strip().upper() for s in raw.split(",") if s.strip()] or list(SYMBOLS)
-            prices = w.market.prices()
-            # Like the real backend: "BTC" plus "fullSymbol"; unknown symbols skipped.
-            body = [
-                {"symbol": SPECS[s].base, "fullSymbol": s, "price": prices[s]} for s in syms if s in prices
-            ]
-            return _json(connection, 200, body)
-        if path == "/api/insights/global" and self.dialect == "roma-current":
-            self._insights.update(w)
-            limit = _int_param(query, "limit", 10)
-            items = self._insights.rest(None, 10 if limit is None else limit, tz=_UTC)
-            return _json(connection, 200, {"status": "success", "data": {"insights": items}})
-        if path.startswith("/api/agents/"):
-            rest = path[len("/api/agents/") :].split("/")
-            agent_id = unquote(rest[0])
-            sub = "/".join(rest[1:])
-            ag = w.agents.get(agent_id)
-            if ag is None:
-                return _json(connection, 404, {"detail": f"Agent not found: {agent_id}"})
-            try:
-                if self.dialect == "roma-current":
-                    answer = self._rest_current(ag, sub, query)
-                    if answer is not None:
-                        return _json(connection, *answer)
-                if sub == "":
-                    return _json(connection, 200, ag.rest_status())
-                if sub == "account":
-                    return _json(connection, 200, ag.exchange.rest_account())
-                if sub == "positions":
-                    return _json(connection, 200, ag.exchange.rest_positions())
-                if sub == "performance":
-                    lookback = _int_param(query, "lookback", 20)
-                    perf = ag.performance(lookback if lookback is not None else 20)
-                    return _json(connection, 200, protocol.event_to_data(perf))
-                if sub == "decisions":
-                    limit = _int_param(query, "limit", 20)
-                    return _json(connection, 200, ag.rest_decisions(20 if limit is None else limit))
-                if sub == "equity-history":
-                    return _json(connection, 200, ag.rest_equity(_int_param(query, "limit", None)))
-                if sub == "trades":
-                    return _json(connection, 200, ag.rest_trades(_int_param(query, "limit", None)))
-            except ValueError as exc:
-                return _json(connection, 422, {"detail": str(exc)})
-        return _json(connection, 404, {"detail": "Not Found"})
-
-
-    def _rest_current(self, ag: Any, sub: str, query: dict[str, list[str]]) -> tuple[int, Any] | None:
-        """REST bodies where today's backend differs (docs/roma01.md); None: as before."""
-        if sub == "account":
-            # the account as of the start of the last cycle, not live
-            if ag.decision_log:
-                acc = dict(ag.decision_log[-1]["account_state"])
-            else:
-                acc = ag.exchange.rest_account()
-                acc.update(gross_total_balance=acc["total_wallet_balance"],
-                           adjusted_total_balance=acc["total_wallet_balance"], net_deposits=0.0,
-                           external_cash_flow=0.0)
-            acc["initial_balance"] = ag.exchange.initial_balance
-            return 200, acc
-        if sub == "decisions":
-            limit = _int_param(query, "limit", 20)
-            out = []
-            for rec in ag.rest_decisions(20 if limit is None else limit):
-                rec = dict(rec)
-                # the store keeps NULL for an empty list, and REST says null (Q7)
-                rec["decisions"] = rec["decisions"] or None
-                rec["positions"] = rec["positions"] or None
-                out.append(rec)
-            return 200, out
-        if sub == "equity-history":
-            limit = _int_param(query, "limit", None)
-            pts = list(ag.equity_history)
-            return 200, pts[:limit] if limit else pts  # the OLDEST N (Q5)
-        if sub == "trades":
-            limit = _int_param(query, "limit", None)
-            out = []
-            for t in reversed(ag.closed_trades):  # newest first
-                d = protocol.event_to_data(t)
-                d["open_time"] = iso_naive(t.open_time)
-                d["close_time"] = iso_naive(t.close_time)
-                d["pnl_usdt"] = t.pnl_usdt * (t.leverage or 1)  # Q2: times leverage
-                out.append(d)
-                if limit and len(out) >= limit:
-                    break
-            return 200, out
-        if sub == "insights":
-            self._insights.update(self._world)
-            limit = _int_param(query, "limit", 10)
-            items = self._insights.rest(ag.agent_id, 10 if limit is None else limit, tz=_UTC)
-            return 200, {"status": "success", "data": {"insights": items}}
-        if sub == "analytics":
-            recent = list(ag.decision_log)[-100:]
-            if any(not r["decisions"] for r in recent):
-                # the backend iterates None here (Q7)
-                return 500, {"detail": "'NoneType' object is not iterable"}
-            return 200, _analytics(ag.closed_trades, recent)
-        return None
-
-
-def _analytics(trades: list, recent: list[dict]) -> dict:
-    """The current backend's ``/analytics`` body (P&L x leverage, Q2)."""
-    pnl = [t.pnl_usdt * (t.leverage or 1) for t in trades]
-    wins = [p for p in pnl if p > 0]
-    losses = [p for p in pnl if p < 0]
-    sizes = [t.entry_price * t.quantity for t in trades]
-    holds = [(t.close_time - t.open_time) / NS / 60 for t in trades if t.open_time is not None]
-    levs = [float(t.leverage) for t in trades if t.leverage]
-    sides = [{p["side"] for p in (r["positions"] or [])} for r in recent]
-    conf = [it["confidence"] * 100 for r in recent for it in r["decisions"] if "confidence" in it]
-    n = len(recent) or 1
-
-    def mean(xs: list) -> float:
-        return float(statistics.fmean(xs)) if xs else 0.0
-
-    def median(xs: list) -> float:
-        return float(statistics.median(xs)) if xs else 0.0
-
-    return {
-        "total_trades": len(trades), "winning_trades": len(wins), "losing_trades": len(losses),
-        "avg_trade_size": mean(sizes), "median_trade_size": median(sizes),
-        "avg_hold_mins": mean(holds), "median_hold_mins": median(holds),
-        "avg_leverage": mean(levs), "median_leverage": median(levs),
-        "pct_long": 100.0 * sum("long" in s for s in sides) / n,
-        "pct_short": 100.0 * sum("short" in s for s in sides) / n,
-        "pct_flat": 100.0 * sum(not s for s in sides) / n,
-        "win_rate": 100.0 * len(wins) / len(pnl) if pnl else 0.0,
-        "expectancy": mean(pnl), "biggest_win": max(wins, default=0.0), "biggest_loss": min(losses, default=0.0),
-        "avg_win": mean(wins), "avg_loss": mean(losses),
-        "avg_confidence": mean(conf), "median_confidence": median(conf),
-    }
+        return _json(connection, *self._source.rest(path, query))
 
 
 # ---------------------------------------------------------------- helpers
@@ -1429,16 +1155,6 @@ def _positive_int(x: Any, name: str) -> int:
     if x < 1:
         raise ValueError(f"{name} must be >= 1, got {x!r}")
     return x
-
-
-def _int_param(query: dict[str, list[str]], name: str, default: int | None) -> int | None:
-    vals = query.get(name)
-    if not vals:
-        return default
-    try:
-        return int(vals[-1])
-    except ValueError:
-        raise ValueError(f"query parameter {name} must be an integer, got {vals[-1]!r}") from None
 
 
 def _json(connection: ServerConnection, status: int, body: Any) -> Response:

@@ -37,12 +37,12 @@ import os
 import sqlite3
 import statistics
 import threading
-from datetime import datetime, timezone, tzinfo
+from datetime import timezone, tzinfo
 from pathlib import Path
 from typing import Any, Iterable
-from zoneinfo import ZoneInfo
 
-from .market import NS, World
+from .market import World
+from .times import NS, local_text, zone  # public names of this module too
 
 __all__ = ["SCHEMA", "StoreWriter", "InsightBook", "write_store", "local_text", "zone"]
 
@@ -174,39 +174,6 @@ _CATEGORIES = ("entry_timing", "exit_timing", "position_sizing", "risk_managemen
                "leverage_usage")
 # a few rows get their ids out of time order, as the backend's fire-and-forget writes do (Q8)
 _SWAP_EVERY = 7
-
-
-def zone(tz: Any) -> tzinfo:
-    """A tzinfo from a zone name (``"Asia/Shanghai"``), a tzinfo, or None/``"UTC"``.
-
-    Raises:
-        ValueError: an unknown zone name.
-    """
-    if tz is None:
-        return timezone.utc
-    if isinstance(tz, tzinfo):
-        return tz
-    if not isinstance(tz, str):
-        raise TypeError(f"tz must be a zone name or a tzinfo, got {type(tz).__name__}")
-    if tz.upper() == "UTC":
-        return timezone.utc
-    try:
-        return ZoneInfo(tz)
-    except (KeyError, ValueError, OSError):
-        raise ValueError(f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Berlin')") from None
-
-
-def local_text(ns: int, tz: tzinfo, fraction: bool = True) -> str:
-    """int ns UTC as the backend stores a DATETIME: naive local ``YYYY-MM-DD HH:MM:SS.ffffff``.
-
-    Example:
-        >>> local_text(1762079400_123456_000, ZoneInfo("Asia/Shanghai"))
-        '2025-11-02 18:30:00.123456'
-    """
-    s, rem = divmod(ns, NS)
-    dt = datetime.fromtimestamp(s, tz=timezone.utc).astimezone(tz)
-    text = dt.strftime("%Y-%m-%d %H:%M:%S")
-    return f"{text}.{rem // 1000:06d}" if fraction else text
 
 
 def _iso_text(ns: int, tz: tzinfo) -> str:
@@ -341,7 +308,7 @@ class InsightBook:
 
 
 def _ns_of(text: str) -> int:
-    from .protocol import parse_time
+    from .times import parse_time
 
     ns = parse_time(text)
     assert ns is not None, text
@@ -537,7 +504,7 @@ def write_store(
         >>> import tempfile, pathlib, roma_notebook as rn
         >>> db = write_store(pathlib.Path(tempfile.mkdtemp()) / "roma_trading.db", cycles=5,
         ...                  tz="Asia/Shanghai")
-        >>> rn.load(db, tz="Asia/Shanghai").cycles.groupby("agent_id").size().min() >= 4
+        >>> bool(rn.load(db, tz="Asia/Shanghai").cycles.groupby("agent_id").size().min() >= 4)
         True
     """
     p = Path(os.fspath(path))

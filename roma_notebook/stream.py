@@ -34,7 +34,8 @@ import pandas as pd
 from . import loop as bgloop
 from . import protocol as P
 from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, RomaError
-from .tables import TableProperties, Tables
+from .source_api import SourceAPI
+from .tables import Tables
 from .urls import RedactingLogger, redact, redact_text, split_agent_url, ws_url
 
 __all__ = ["AgentStream", "StreamGroup", "connect", "STATES", "EVENT_KINDS"]
@@ -118,7 +119,7 @@ class _CallbackRunner:
                 )
 
 
-class AgentStream(TableProperties):
+class AgentStream(SourceAPI):
     """One agent's live stream. Create it with :func:`connect`.
 
     Attributes:
@@ -712,14 +713,9 @@ class AgentStream(TableProperties):
     def _frame(self, name: str) -> pd.DataFrame:
         return self.tables.frame(name)
 
-    def stats(self, tables: bool = False) -> dict[str, Any]:
-        """Messages, rate (msg/s over the last ~10 s), last message time, reconnects,
-        errors, drops and duplicates; cheap enough for a view to poll.
-
-        Args:
-            tables: also include the per-table statistics (rows, bytes, drops)
-                under ``"tables"``; this builds DataFrames, so it costs more.
-        """
+    def _live_stats(self) -> dict[str, Any]:
+        """This stream's traffic as a dict (one ``stats()`` row); cheap enough for a
+        view to poll: no DataFrame is built."""
         now_s = time.time_ns() // 1_000_000_000
         recent = [(s, n) for s, n in list(self._rate_buckets) if now_s - 10 <= s < now_s]
         rate = sum(n for _, n in recent) / 10.0 if recent else 0.0
@@ -738,9 +734,10 @@ class AgentStream(TableProperties):
             "duplicates": totals["duplicates"],
             "callback_drops": self._callback_drops,
         }
-        if tables:
-            out["tables"] = self.tables.stats()
         return out
+
+    def _stats_rows(self) -> list[dict[str, Any]]:
+        return [self._live_stats()]
 
     def record(self, path: Any) -> Any:
         """Start recording every received frame to ``path`` (JSON Lines, gzip if .gz).
@@ -765,12 +762,6 @@ class AgentStream(TableProperties):
 
     async def _start_flusher(self) -> None:
         asyncio.get_running_loop().create_task(self._flush_recorder_periodically())
-
-    def to_parquet(self, directory: Any, **kw: Any) -> Any:
-        """Export every table as hive-partitioned Parquet (see :func:`roma_notebook.parquet.to_parquet`)."""
-        from .parquet import to_parquet
-
-        return to_parquet(self, directory, **kw)
 
     def dashboard(self, **kw: Any) -> Any:
         """A live ipywidgets/plotly dashboard of this stream."""
@@ -888,7 +879,7 @@ def _body_detail(body: bytes | None) -> str:
         return body[:200].decode("utf-8", "replace").strip()
 
 
-class StreamGroup(TableProperties):
+class StreamGroup(SourceAPI):
     """Several agents' streams on one loop, with tables over all of them.
 
     Attributes:
@@ -947,45 +938,8 @@ class StreamGroup(TableProperties):
             s.on(kind, fn)
         return fn
 
-    def leaderboard(self) -> pd.DataFrame:
-        """Agents ranked by return: latest balance, return since the first row,
-        unrealised P&L, open positions, fills, win rate of closed trades."""
-        rows = []
-        for a, s in self.streams.items():
-            acc = s.account
-            pos = s.positions
-            trades = s.trades
-            closed = s.closed_trades
-            bal = acc["total_balance"].dropna()
-            first = bal.iloc[0] if len(bal) else float("nan")
-            last = bal.iloc[-1] if len(bal) else float("nan")
-            upnl = acc["unrealized_pnl"].dropna()
-            wins = (closed["pnl_usdt"] > 0).sum() if len(closed) else 0
-            rows.append(
-                {
-                    "agent_id": a,
-                    "state": s.state,
-                    "balance": last,
-                    "return_pct": (last / first - 1) * 100 if first == first and first else float("nan"),
-                    "unrealized_pnl": upnl.iloc[-1] if len(upnl) else float("nan"),
-                    "open_positions": len(pos),
-                    "trades": len(trades),
-                    "win_rate": wins / len(closed) * 100 if len(closed) else float("nan"),
-                }
-            )
-        df = pd.DataFrame(rows)
-        if df.empty:
-            return df
-        df = df.sort_values("return_pct", ascending=False, na_position="last").set_index("agent_id")
-        df.insert(0, "rank", range(1, len(df) + 1))
-        return df
-
-    def stats(self) -> pd.DataFrame:
-        """One row of :meth:`AgentStream.stats` per agent (without the table detail)."""
-        rows = []
-        for s in self.streams.values():
-            rows.append(s.stats())
-        return pd.DataFrame(rows).set_index("agent_id")
+    def _stats_rows(self) -> list[dict[str, Any]]:
+        return [s._live_stats() for s in self.streams.values()]
 
     def stop(self) -> None:
         """Stop every stream, then the group's views and its recording."""
@@ -1001,12 +955,6 @@ class StreamGroup(TableProperties):
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-    def to_parquet(self, directory: Any, **kw: Any) -> Any:
-        """Export all agents' tables as hive-partitioned Parquet."""
-        from .parquet import to_parquet
-
-        return to_parquet(self, directory, **kw)
 
     def dashboard(self, **kw: Any) -> Any:
         """A live comparison dashboard of all agents."""

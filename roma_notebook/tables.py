@@ -42,6 +42,7 @@ import pyarrow as pa
 
 from . import protocol as P
 from .errors import ProtocolError
+from .schema import TABLE_COLUMNS, TABLE_NAMES, empty_frame, kinds
 
 __all__ = [
     "Tables",
@@ -60,113 +61,9 @@ _NA_INT = -(2**63)  # sentinel for missing ints and times (numpy's NaT bit patte
 _INT64_END = 2**63  # first int an int64 column cannot hold
 _NAN = float("nan")
 
-# Column kinds: f float64 (NaN), q int64, i nullable Int64, t datetime64[ns, UTC],
-# b nullable boolean, s string (free text), c string stored as codes (repeated ids),
-# o object (a list per row).
-_COMMON = (("agent_id", "c"), ("timestamp", "t"), ("received_at", "t"), ("seq", "q"))
-_POS = (
-    ("symbol", "c"),
-    ("side", "c"),
-    ("position_amt", "f"),
-    ("entry_price", "f"),
-    ("mark_price", "f"),
-    ("unrealized_profit", "f"),
-    ("pnl_percentage", "f"),
-    ("leverage", "i"),
-    ("liquidation_price", "f"),
-)
-_SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
-    "account": (
-        ("total_balance", "f"),
-        ("available_balance", "f"),
-        ("unrealized_pnl", "f"),
-        ("used_percentage", "f"),
-        ("adjusted_balance", "f"),
-    ),
-    "positions": _POS,
-    "position_history": _POS,
-    "cycles": (("cycle", "i"), ("ai_reasoning", "s"), ("n_decisions", "q")),
-    "decisions": (
-        ("cycle", "i"),
-        ("action", "c"),
-        ("symbol", "c"),
-        ("quantity", "f"),
-        ("leverage", "i"),
-        ("reason", "s"),
-        ("position_size_usd", "f"),
-        ("stop_loss", "f"),
-        ("take_profit", "f"),
-        ("confidence", "f"),
-        ("close_quantity_pct", "f"),
-    ),
-    "trades": (
-        ("order_id", "s"),
-        ("symbol", "c"),
-        ("side", "c"),
-        ("quantity", "f"),
-        ("price", "f"),
-        ("leverage", "i"),
-        ("status", "c"),
-    ),
-    "closed_trades": (
-        ("symbol", "c"),
-        ("side", "c"),
-        ("entry_price", "f"),
-        ("close_price", "f"),
-        ("quantity", "f"),
-        ("leverage", "i"),
-        ("open_time", "t"),
-        ("close_time", "t"),
-        ("pnl_usdt", "f"),
-        ("pnl_pct", "f"),
-    ),
-    "status": (
-        ("is_running", "b"),
-        ("cycle_count", "i"),
-        ("last_decision_time", "t"),
-        ("name", "c"),
-        ("runtime_minutes", "f"),
-    ),
-    "performance": (
-        ("total_trades", "i"),
-        ("wins", "i"),
-        ("losses", "i"),
-        ("win_rate", "f"),
-        ("avg_profit", "f"),
-        ("avg_loss", "f"),
-        ("profit_factor", "f"),
-        ("sharpe_ratio", "f"),
-        ("max_drawdown", "f"),
-        ("total_pnl", "f"),
-        ("best_trade", "f"),
-        ("worst_trade", "f"),
-    ),
-    "errors": (("kind", "c"), ("detail", "s"), ("raw", "s"), ("message_type", "c")),
-    "connections": (("event", "c"), ("detail", "s")),
-}
-# ROMA-01's own trade-history analysis (current backend: SQLite store, REST);
-# kind "o" holds a Python list per row
-_SCHEMAS["insights"] = (
-    ("insight_id", "s"),
-    ("category", "c"),
-    ("title", "s"),
-    ("summary", "s"),
-    ("detailed_findings", "s"),
-    ("confidence", "f"),
-    ("recommendations", "o"),
-    ("supporting_trade_ids", "o"),
-    ("is_active", "b"),
-    ("created_at", "t"),
-    ("deprecated_at", "t"),
-)
-# `source` tells live rows from REST backfill, log files and simulator replays.
-_SOURCE = (("source", "c"),)
-
-#: table name -> ordered column names (the binding contract of DESIGN.md, plus `source`)
-TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    name: tuple(c for c, _ in _COMMON + cols + _SOURCE) for name, cols in _SCHEMAS.items()
-}
-TABLE_NAMES: tuple[str, ...] = tuple(_SCHEMAS)
+# Columns, kinds and dtypes of every table: roma_notebook/schema.py (the one
+# declaration); the kind letter says how a column is buffered here.
+_SPECS: dict[str, tuple[tuple[str, str], ...]] = {name: kinds(name) for name in TABLE_NAMES}
 
 # which table a bad frame's "type" belongs to, for per-table error counts
 _TYPE_TABLE = {
@@ -177,31 +74,6 @@ _TYPE_TABLE = {
     "agent_status": "status",
     "performance": "performance",
 }
-
-
-def _dtype(kind: str) -> Any:
-    return {
-        "f": "float64",
-        "q": "int64",
-        "i": "Int64",
-        "t": "datetime64[ns, UTC]",
-        "b": "boolean",
-        "s": "string",
-        "c": "string",
-        "o": "object",
-    }[kind]
-
-
-_EMPTY: dict[str, pd.DataFrame] = {}
-
-
-def empty_frame(name: str) -> pd.DataFrame:
-    """A 0-row DataFrame with the columns and dtypes of table ``name``."""
-    df = _EMPTY.get(name)
-    if df is None:  # building one costs milliseconds; views ask often
-        cols = _COMMON + _SCHEMAS[name] + _SOURCE
-        df = _EMPTY[name] = pd.DataFrame({c: pd.Series([], dtype=_dtype(k)) for c, k in cols})
-    return df.copy(deep=False)
 
 
 class _Buffer:
@@ -270,7 +142,7 @@ class _Table:
 
     def __init__(self, name: str, max_rows: int | None):
         self.name = name
-        spec = _COMMON + _SCHEMAS[name] + _SOURCE
+        spec = _SPECS[name]
         self.columns = tuple(c for c, _ in spec)
         self.kinds = tuple(k for _, k in spec)
         self.code_cols = [i for i, k in enumerate(self.kinds) if k == "c"]
@@ -1301,6 +1173,10 @@ class Tables:
     def agents(self) -> list[str]:
         """Agent ids seen so far, in first-seen order."""
         return list(self._seq)
+
+    def frames_seen(self) -> dict[str, int]:
+        """Frames numbered so far per agent (every frame takes a ``seq``, rows or not)."""
+        return {a: s + 1 for a, s in list(self._seq.items())}
 
 
 def _raw_text(raw: Any) -> tuple[str | None, str | None]:

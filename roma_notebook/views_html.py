@@ -27,6 +27,18 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .formatting import (  # GREEN, RED, fmt_num and fmt_time are public names of this module too
+    AMBER,
+    GREEN,
+    GREY,
+    RED,
+    action_color,
+    fmt_num,
+    fmt_time,
+    is_missing,
+    sign_color,
+)
+
 __all__ = [
     "GREEN",
     "RED",
@@ -42,10 +54,6 @@ __all__ = [
     "feed_html",
 ]
 
-GREEN = "#1a9850"
-RED = "#d73027"
-AMBER = "#b8860b"
-GREY = "#888"
 # Shared cell style; kept inline because the HTML widget and nbconvert output
 # carry no stylesheet of ours.
 _TD = "padding:2px 8px;text-align:right;white-space:nowrap"
@@ -58,63 +66,16 @@ def _esc(v: Any) -> str:
     return _html.escape("" if v is None else str(v), quote=True)
 
 
-def _missing(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    try:
-        return bool(isinstance(v, float) and math.isnan(v))
-    except TypeError:  # pragma: no cover - exotic scalars
-        return False
-
-
-def fmt_num(v: Any, digits: int = 2, sign: bool = False) -> str:
-    """A number as text: thousands separators, fixed digits, ``—`` when missing.
-
-    Example:
-        >>> fmt_num(12345.678), fmt_num(float("nan")), fmt_num(3, 0, sign=True)
-        ('12,345.68', '—', '+3')
-    """
-    if _missing(v):
-        return "—"
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return _esc(v)
-    if math.isinf(f):
-        return "∞" if f > 0 else "−∞"
-    return f"{f:+,.{digits}f}" if sign else f"{f:,.{digits}f}"
-
-
-def fmt_time(ts: Any, with_date: bool = False) -> str:
-    """A timestamp as ``HH:MM:SS`` UTC (``MM-DD HH:MM:SS`` with ``with_date``).
-
-    Example:
-        >>> fmt_time(pd.Timestamp("2025-11-02T10:30:05Z"), with_date=True)
-        '11-02 10:30:05'
-    """
-    if _missing(ts):
-        return "—"
-    ts = pd.Timestamp(ts)
-    return ts.strftime("%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
-
-
-def _sign_color(v: Any) -> str:
-    if _missing(v):
-        return "inherit"
-    f = float(v)
-    return GREEN if f > 0 else RED if f < 0 else "inherit"
-
-
 def _pnl_pct(row: Any) -> float:
     """P&L % of margin; the real backend omits it, so derive it like the exchange (ROE)."""
     p = row.get("pnl_percentage", math.nan)
-    if not _missing(p):
+    if not is_missing(p):
         return float(p)
     try:
         pnl = float(row["unrealized_profit"])
         notional = abs(float(row["position_amt"])) * float(row["entry_price"])
         lev = row.get("leverage")
-        lev = 1.0 if _missing(lev) or not lev else float(lev)
+        lev = 1.0 if is_missing(lev) or not lev else float(lev)
         margin = notional / lev
         return pnl / margin * 100.0 if margin else math.nan
     except (KeyError, TypeError, ValueError):
@@ -138,7 +99,7 @@ def positions_html(df: pd.DataFrame, symbol: str | None = None) -> str:
     out.append("</tr></thead><tbody>")
     for row in df.to_dict("records"):
         pnl = row.get("unrealized_profit")
-        color = _sign_color(pnl)
+        color = sign_color(pnl)
         lev = row.get("leverage")
         out.append(
             f'<tr style="color:{color}">'
@@ -149,7 +110,7 @@ def positions_html(df: pd.DataFrame, symbol: str | None = None) -> str:
             f'<td style="{_TD}">{fmt_num(row.get("mark_price"), 4)}</td>'
             f'<td style="{_TD}">{fmt_num(pnl, 2, sign=True)}</td>'
             f'<td style="{_TD}">{fmt_num(_pnl_pct(row), 2, sign=True)}</td>'
-            f'<td style="{_TD}">{"—" if _missing(lev) else f"{int(lev)}x"}</td></tr>'
+            f'<td style="{_TD}">{"—" if is_missing(lev) else f"{int(lev)}x"}</td></tr>'
         )
     out.append("</tbody></table>")
     return "".join(out)
@@ -158,28 +119,17 @@ def positions_html(df: pd.DataFrame, symbol: str | None = None) -> str:
 def _item_text(item: dict) -> str:
     """``OPEN_LONG BTCUSDT 0.1 @10x`` for one decision item (plain text)."""
     parts = [str(item.get("action") or "?").upper()]
-    if not _missing(item.get("symbol")):
+    if not is_missing(item.get("symbol")):
         parts.append(str(item["symbol"]))
     q = item.get("quantity")
-    if not _missing(q):
+    if not is_missing(q):
         parts.append(f"{float(q):g}")
-    elif not _missing(item.get("position_size_usd")):
+    elif not is_missing(item.get("position_size_usd")):
         parts.append(f"${float(item['position_size_usd']):,.0f}")
     lev = item.get("leverage")
-    if not _missing(lev):
+    if not is_missing(lev):
         parts.append(f"@{int(lev)}x")
     return " ".join(parts)
-
-
-def _action_color(action: Any) -> str:
-    a = str(action or "").lower()
-    if "close" in a:  # closing is neither a bullish nor a bearish call
-        return GREY
-    if "long" in a or a == "buy":
-        return GREEN
-    if "short" in a or a == "sell":
-        return RED
-    return GREY
 
 
 def group_items(decisions: pd.DataFrame) -> dict[tuple[str, Any], list[dict]]:
@@ -190,7 +140,7 @@ def group_items(decisions: pd.DataFrame) -> dict[tuple[str, Any], list[dict]]:
     cols = [c for c in ("agent_id", "cycle", "action", "symbol", "quantity", "leverage",
                         "reason", "position_size_usd") if c in decisions.columns]
     for row in decisions[cols].to_dict("records"):
-        key = (row.get("agent_id"), None if _missing(row.get("cycle")) else int(row["cycle"]))
+        key = (row.get("agent_id"), None if is_missing(row.get("cycle")) else int(row["cycle"]))
         out.setdefault(key, []).append(row)
     return out
 
@@ -207,18 +157,18 @@ def feed_html(parts: list[str], symbol: str | None, any_cycles: bool) -> str:
 def cycle_html(row: dict, cyc: int | None, items: list[dict]) -> str:
     """One feed entry: cycle, time and action badges; reasoning folds into ``<details>``."""
     badges = "".join(
-        f'<span style="color:{_action_color(i.get("action"))};margin-right:8px">'
+        f'<span style="color:{action_color(i.get("action"))};margin-right:8px">'
         f"{_esc(_item_text(i))}</span>"
         for i in items
     ) or f'<span style="color:{GREY}">no action</span>'
     reasons = "".join(
         f"<li><b>{_esc(_item_text(i))}</b>: {_esc(i.get('reason'))}</li>"
         for i in items
-        if not _missing(i.get("reason"))
+        if not is_missing(i.get("reason"))
     )
     reasoning = row.get("ai_reasoning")
     body = ""
-    if not _missing(reasoning) and reasoning:
+    if not is_missing(reasoning) and reasoning:
         body += f'<div style="white-space:pre-wrap;margin:4px 0">{_esc(reasoning)}</div>'
     if reasons:
         body += f'<ul style="margin:2px 0 4px 16px;padding:0">{reasons}</ul>'
@@ -273,15 +223,15 @@ def status_html(info: dict) -> str:
     if info.get("paused"):
         cells.append(f'<span style="color:{_STATE_COLOR["paused"]}">⏸&nbsp;paused</span>')
     running = info.get("running")
-    if running is not None and not _missing(running):
+    if running is not None and not is_missing(running):
         cells.append("agent running" if running else f'<span style="color:{GREY}">agent stopped</span>')
-    if not _missing(info.get("cycle")) and info.get("cycle") is not None:
+    if not is_missing(info.get("cycle")) and info.get("cycle") is not None:
         cells.append(f"cycle {int(info['cycle'])}")
     age = info.get("age")
-    if age is not None and not _missing(age):
+    if age is not None and not is_missing(age):
         cells.append(f"last msg {_age(age)} ago")
     rate = info.get("rate")
-    if rate is not None and not _missing(rate):
+    if rate is not None and not is_missing(rate):
         cells.append(f"{float(rate):,.1f} msg/s")
     errs = info.get("errors")
     if errs is not None:
@@ -342,14 +292,14 @@ def leaderboard_html(df: pd.DataFrame) -> str:
     for idx, row in zip(df.index, df.itertuples(index=False)):
         out.append(f'<tr><td style="{_TDL}"><b>{_esc(idx)}</b></td>')
         for c, v in zip(cols, row):
-            style = _TD + (f";color:{_sign_color(v)}" if c in signed else "")
+            style = _TD + (f";color:{sign_color(v)}" if c in signed else "")
             if isinstance(v, (bool, np.bool_)):
                 text = "yes" if v else "no"
             elif isinstance(v, (int, np.integer)):
                 text = f"{int(v):,}"
             elif isinstance(v, (float, np.floating)):
                 text = fmt_num(v, 2, sign=c in signed)
-            elif _missing(v):
+            elif is_missing(v):
                 text = "—"
             else:
                 text = _esc(v)

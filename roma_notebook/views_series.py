@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .decimate import MinMaxCache, minmax_indices
+from .formatting import action_tone
 from .views_html import cycle_html, feed_html, group_items
 
 __all__ = [
@@ -529,10 +530,5 @@ def _hover_entry(e: dict, its: list[dict]) -> tuple[str, float]:
     reasoning = _hover_reasoning(e["rec"].get("ai_reasoning"))
     label = "cycle" if e["cycle"] is None else f"cycle {e['cycle']}"
     text = f"<b>{label}</b><br>{acts}" + (f"<br><i>{reasoning}</i>" if reasoning else "")
-    a = str(its[0].get("action") or "").lower() if its else ""
-    if "close" in a:  # closing is neither a bullish nor a bearish call
-        tone = 0.0
-    else:
-        tone = 1.0 if "long" in a or a == "buy" else -1.0 if "short" in a or a == "sell" else 0.0
-    return text, tone
+    return text, float(action_tone(its[0].get("action"))) if its else 0.0
 

@@ -11,26 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roma_notebook import analytics as A
+from roma_notebook import schema
 
-UTC = "datetime64[ns, UTC]"
-COMMON = {"agent_id": "string", "timestamp": UTC, "received_at": UTC, "seq": "int64"}
-# Column names and dtypes exactly as DESIGN.md's tables give them.
-SCHEMAS = {
-    "account": {"total_balance": "float64", "available_balance": "float64",
-                "unrealized_pnl": "float64", "used_percentage": "float64"},
-    "trades": {"order_id": "string", "symbol": "string", "side": "string",
-               "quantity": "float64", "price": "float64", "leverage": "Int64",
-               "status": "string"},
-    "closed_trades": {"symbol": "string", "side": "string", "entry_price": "float64",
-                      "close_price": "float64", "quantity": "float64", "leverage": "Int64",
-                      "open_time": UTC, "close_time": UTC, "pnl_usdt": "float64",
-                      "pnl_pct": "float64"},
-    "decisions": {"cycle": "Int64", "action": "string", "symbol": "string",
-                  "quantity": "float64", "leverage": "Int64", "reason": "string",
-                  "position_size_usd": "float64", "stop_loss": "float64",
-                  "take_profit": "float64"},
-    "cycles": {"cycle": "Int64", "ai_reasoning": "string", "n_decisions": "Int64"},
-}
+UTC = schema.UTC
 T0 = pd.Timestamp("2025-11-02 10:00:00", tz="UTC")
 
 
@@ -39,16 +22,17 @@ def ts(minutes: float = 0.0) -> pd.Timestamp:
 
 
 def table(name: str, rows: list[dict], agent: str = "a") -> pd.DataFrame:
-    """A table with exactly the binding columns and dtypes; seq/received_at filled in."""
-    schema = {**COMMON, **SCHEMAS[name]}
-    data = {c: [] for c in schema}
+    """A table with exactly the table's columns and dtypes (schema.py); seq/received_at
+    filled in, columns a row does not give missing."""
+    dtypes = schema.dtypes(name)
+    data = {c: [] for c in dtypes}
     for i, r in enumerate(rows):
         r = {"agent_id": agent, "seq": i, **r}
         r.setdefault("received_at", r.get("timestamp"))
-        for c in schema:
+        for c in dtypes:
             data[c].append(r.get(c))
     out = pd.DataFrame({c: pd.Series(v, dtype="object") for c, v in data.items()})
-    for c, d in schema.items():
+    for c, d in dtypes.items():
         col = out[c]
         if d == UTC:
             out[c] = pd.to_datetime(col, utc=True).astype(UTC)
@@ -101,7 +85,7 @@ def test_metrics_no_trades():
         assert math.isnan(r[c]), c
     # ROMA-01's backend answers zeros (profit factor 0, not inf) with no trades.
     assert r.roma_total_trades == 0 and r.roma_profit_factor == 0.0
-    assert r.roma_win_rate == 0.0 and r.roma_sharpe_ratio == 0.0
+    assert r.roma_win_rate_pct == 0.0 and r.roma_sharpe_ratio == 0.0
     assert math.isnan(r.roma_best_trade)
 
 
@@ -115,11 +99,11 @@ def test_metrics_one_winning_trade():
     assert r.current_streak == 1
     assert r.realized_pnl == 50.0
     assert r.roma_total_trades == 1 and r.roma_wins == 1 and r.roma_losses == 0
-    assert r.roma_win_rate == 100.0
+    assert r.roma_win_rate_pct == 100.0
     assert r.roma_avg_profit == 50.0 and r.roma_avg_loss == 0.0
     assert r.roma_profit_factor == math.inf
     assert r.roma_sharpe_ratio == 0.0  # fewer than 2 trades
-    assert r.roma_max_drawdown == 0.0
+    assert r.roma_max_drawdown_pct == 0.0
     assert r.roma_total_pnl == 50.0
     assert r.roma_best_trade == 50.0 and r.roma_worst_trade == 50.0
     # No account rows: account-curve columns are missing, not zero.
@@ -139,7 +123,7 @@ def test_metrics_all_losses():
     # mean -20 / population std 10
     assert r.roma_sharpe_ratio == pytest.approx(-2.0)
     # curve 10000, 9990, 9960 from ROMA's fixed 10,000 start
-    assert r.roma_max_drawdown == pytest.approx(40 / 10000 * 100)
+    assert r.roma_max_drawdown_pct == pytest.approx(40 / 10000 * 100)
     assert r.roma_total_pnl == pytest.approx(-40.0)
 
 
@@ -165,12 +149,12 @@ def test_metrics_mixed_trades_sorted_by_close_time():
     assert r.realized_pnl == pytest.approx(50.0)
     assert r.current_streak == -2
     p = np.array(pnls)
-    assert r.roma_win_rate == pytest.approx(200 / 6)
+    assert r.roma_win_rate_pct == pytest.approx(200 / 6)
     assert r.roma_avg_loss == pytest.approx(80 / 3)
     assert r.roma_profit_factor == pytest.approx(1.625)
     assert r.roma_sharpe_ratio == pytest.approx(p.mean() / p.std(ddof=0))
     # curve 10000, 10100, 10050, ...: worst fall 10100 -> 10050
-    assert r.roma_max_drawdown == pytest.approx(50 / 10100 * 100)
+    assert r.roma_max_drawdown_pct == pytest.approx(50 / 10100 * 100)
     assert r.roma_total_pnl == pytest.approx(50.0)
     assert r.roma_best_trade == 100.0 and r.roma_worst_trade == -50.0
 
@@ -477,7 +461,7 @@ class _Recording:
 
     def __getattr__(self, name):
         if name in {"account", "trades", "closed_trades", "decisions", "cycles", "positions"}:
-            return self._t.get(name, table(name if name in SCHEMAS else "cycles", []))
+            return self._t.get(name, table(name, []))
         raise AttributeError(name)
 
 
@@ -509,12 +493,12 @@ def test_zoneless_times_are_taken_as_utc():
 
 @pytest.mark.parametrize("source", [
     {},
-    {n: empty(n) for n in SCHEMAS},
+    {n: empty(n) for n in schema.TABLE_NAMES},
     _Recording({}),
 ])
 def test_empty_tables_give_empty_results(source):
     m = A.metrics(source)
-    assert m.empty and "sharpe" in m.columns and "roma_win_rate" in m.columns
+    assert m.empty and "sharpe" in m.columns and "roma_win_rate_pct" in m.columns
     assert A.equity(source).empty and A.drawdown(source).empty
     rt = A.round_trips(source)
     assert rt.empty and "pnl_usdt" in rt.columns
@@ -549,7 +533,7 @@ def test_report_html_contains_metrics_and_figures(tmp_path):
     r = A.report(tables)
     html = r._repr_html_()
     for needle in ("deepseek-chat-v3.1", "qwen3-max", "sharpe", "max_drawdown_pct",
-                   "roma_win_rate", "<table", "Action mix", "open_long", "Equity", "Drawdown"):
+                   "roma_win_rate_pct", "<table", "Action mix", "open_long", "Equity", "Drawdown"):
         assert needle in html, needle
     assert "cdn.plot.ly" not in html and "report.show()" in html  # offline by default
     assert set(r.figures) == {"equity", "drawdown"}

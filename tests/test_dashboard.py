@@ -541,6 +541,10 @@ def test_group_dashboard_of_real_streams():
             gd = group.dashboard(fps=8)
             wait_until(lambda: all(len(t.x) >= 3 for t in gd.figure.data), 5.0, "both agents")
             wait_until(lambda: "qwen3-max" in gd.leaderboard.value, 5.0, "the leaderboard")
+            # the strip sums the agents' rates from group.stats()
+            wait_until(lambda: "msg/s" in gd.status.value and gd._status()["rate"] > 0, 5.0,
+                       "the group's message rate")
+            assert gd._status()["errors"] == int(group.stats()["errors"].sum())
             gd.agent_dropdown.value = "qwen3-max"
             child = gd.agent_view("qwen3-max")
             n = len(child.figure.data[0].x)

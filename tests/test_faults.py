@@ -142,7 +142,7 @@ def test_server_sigkilled_and_restarted_three_times_recovers_without_loss_or_dup
         g.stop()
         sim.stop()
 
-    frames = sum(int(s.stats()["messages"]) for s in g)
+    frames = sum(int(s.stats().iloc[0]["messages"]) for s in g)
     lost = 0
     cycles, decisions, trades = g.cycles, g.decisions, g.trades
     ref_dec, ref_trades = reference({a: int(cycles.loc[cycles.agent_id == a, "cycle"].max()) for a in AGENTS}, seed)
@@ -159,7 +159,7 @@ def test_server_sigkilled_and_restarted_three_times_recovers_without_loss_or_dup
         tr = trades[trades.agent_id == a]
         # nothing twice: the replayed cycles and fills were refused as duplicates
         assert cyc["cycle"].is_unique and tr["order_id"].is_unique
-        assert g[a].stats()["duplicates"] > 0, "the restarted server replayed; duplicates must be counted"
+        assert g[a].stats().iloc[0]["duplicates"] > 0, "the restarted server replayed; duplicates must be counted"
         # every cycle the simulator computed between the first and the last one seen is
         # there, complete and equal to the reference (nothing lost in the gaps)
         lo, hi = int(cyc["cycle"].min()), int(cyc["cycle"].max())
@@ -306,7 +306,7 @@ def test_frames_broken_at_the_websocket_level_are_counted_reconnects(background_
             assert len(gone) == len(BROKEN), gone
             for (name, _, code), detail in zip(BROKEN, gone):
                 assert f"sent {code}" in detail, (name, detail)
-            assert s.stats()["reconnects"] == len(BROKEN)
+            assert s.stats().iloc[0]["reconnects"] == len(BROKEN)
             assert s.state == "live" and s.errors.empty
             acc = s.account["total_balance"].tolist()
             assert acc == [1000.0 + i for i in range(len(BROKEN) + 1)]
@@ -342,7 +342,7 @@ def test_invalid_utf8_close_reason_is_a_counted_reconnect_never_a_dead_stream(ba
         try:
             s.wait_for("account_update", count=4, timeout=20)
             wait_until(lambda: s.state == "live" and srv.connections == 4, 10, "live on the 4th connection")
-            st = s.stats()
+            st = s.stats().loc["a1"]
             assert st["reconnects"] == 3 and st["errors"] == 0
             details = s.connections.query("event == 'disconnected'")["detail"]
             assert details.str.contains("1007").all(), details.tolist()
@@ -389,10 +389,10 @@ def test_callback_blocked_for_seconds_overflows_its_queue_but_not_ingest(backgro
             go.set()
             s.wait_for("account_update", count=n, timeout=60)
             assert len(s.account) == n  # every row, while the callback is still stuck
-            wait_until(lambda: s.stats()["callback_drops"] > 0, 10, "counted callback drops")
+            wait_until(lambda: s.stats().iloc[0]["callback_drops"] > 0, 10, "counted callback drops")
             time.sleep(1.0)  # the callback stays blocked for over a second with the queue full
             release.set()
-            drops = s.stats()["callback_drops"]
+            drops = s.stats().iloc[0]["callback_drops"]
             wait_until(lambda: len(got) == n - drops, 20, "the callback to catch up")
             err = s.errors
             assert (err["kind"] == "callback").sum() >= 1
@@ -470,7 +470,7 @@ def test_fatal_conditions_say_what_to_check_and_retry_a_bounded_number_of_times(
     assert not background_errors, background_errors
     if sim is not None:  # the server's own count of data frames, against the client's
         sent = sim.stats()["frames_sent"]
-        frames, lost = sent, sent - s.stats()["messages"]
+        frames, lost = sent, sent - s.stats().iloc[0]["messages"]
     else:
         frames, lost = "none (no server)", "not applicable"
     record(f"fatal: {case}", f"{attempts} attempt(s), {type(info.value).__name__} in {took:.2f} s", frames, lost)
@@ -505,7 +505,7 @@ def test_client_refused_with_429_keeps_retrying_and_gets_in_when_a_slot_frees(ba
     # the simulator counts frames over all three clients, and a stopped client leaves
     # frames in flight: what the late client lost is not measured here
     record("connection cap (HTTP 429)", f"{refused} handshakes refused, client retries until a slot frees",
-           f"{c.stats()['messages']} received by the late client", "not measured")
+           f"{c.stats().iloc[0]['messages']} received by the late client", "not measured")
 
 
 # ---------------------------------------------------------------- recording killed mid-stream
@@ -516,7 +516,7 @@ import roma_notebook as rn
 url, path = sys.argv[1], sys.argv[2]
 g = rn.connect(["deepseek-chat-v3.1", "qwen3-max"], url=url, record_to=path)
 while True:
-    print(sum(s.stats()["messages"] for s in g), time.time_ns(), flush=True)
+    print(sum(s.stats().iloc[0]["messages"] for s in g), time.time_ns(), flush=True)
     time.sleep(0.05)
 """
 

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # The README's first command, up to starting the lab: the install a new user gets.
-README_FIRST = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/roma-notebook lab"
+README_FIRST = 'python3 -m venv .venv && .venv/bin/pip install -e ".[lab]" && .venv/bin/roma-notebook lab'
 
 RUN_NOTEBOOKS = r"""
 import sys, pathlib, nbformat
@@ -47,13 +47,13 @@ def test_readme_first_command_installs_what_every_notebook_imports(tmp_path):
     assert README_FIRST in readme, "the README's first command changed: update this test"
     venv = tmp_path / "readme-env"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    # `.venv/bin/pip install -e .`, in a fresh venv of its own; --no-compile installs the
+    # `.venv/bin/pip install -e ".[lab]"`, in a fresh venv of its own; --no-compile installs the
     # same packages without byte-compiling all of them up front (halves the install time)
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "--no-compile",
-                    "-e", str(REPO)], check=True, timeout=600)
+                    "-e", f"{REPO}[lab]"], check=True, timeout=600)
     env = {k: v for k, v in os.environ.items() if k not in ("ROMA_URL", "ROMA_TOKEN", "PYTHONPATH")}
     env.update(PATH=f"{venv / 'bin'}:{os.environ['PATH']}", VIRTUAL_ENV=str(venv))
-    # nbclient comes with jupyterlab: nothing beyond that install runs the notebooks
+    # nbclient comes with jupyterlab (the [lab] extra): nothing beyond that install runs the notebooks
     notebooks = sorted(str(p) for p in (REPO / "notebooks").glob("*.ipynb"))
     proc = subprocess.run([str(venv / "bin" / "python"), "-c", RUN_NOTEBOOKS, str(tmp_path), *notebooks],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

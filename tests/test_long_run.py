@@ -38,7 +38,7 @@ def stop_server_first(sim: SimProcess, g) -> tuple[int, int]:
                15, "every stream to see the server close")
     sent = sim.frames_sent()
     assert set(sent) == {s.agent_id for s in g}, sent
-    return sum(sent.values()), sum(sent[s.agent_id] - s.stats()["messages"] for s in g)
+    return sum(sent.values()), sum(sent[s.agent_id] - s.stats().iloc[0]["messages"] for s in g)
 
 
 def rss_bytes() -> int:
@@ -104,9 +104,8 @@ def test_a_simulated_day_and_more_with_max_rows_keeps_memory_flat():
     for s in g:
         for name in TABLE_NAMES:
             assert len(s.tables.frame(name)) <= max_rows, name
-        st = s.stats(tables=True)
-        t = st["tables"]
-        t = t.set_index("table") if "table" in t.columns else t
+        st = s.stats().loc[s.agent_id]
+        t = s.tables.stats()
         assert st["drops"] > 0 and st["drops"] == int(t["dropped"].sum())
         counts = s.tables.counts()
         for name in TABLE_NAMES:
@@ -191,7 +190,7 @@ def test_twenty_agents_two_readers_and_dashboards_for_half_a_minute():
                     assert (df["agent_id"] == s.agent_id).all()
                 pos = s.positions
                 assert not pos.duplicated(["symbol", "side"]).any()
-                st = s.stats()
+                st = s.stats().loc[s.agent_id]
                 assert st["state"] == "live" and st["errors"] == 0
                 reads["stream"] += 1
         except BaseException:

@@ -25,11 +25,11 @@ def test_faults_in_the_background_print_nothing():
             refused = rn.connect("a", url="ws://127.0.0.1:CLOSED_PORT", connect_retries=1, reconnect_base=0.01)
             s.wait_for("decision", count=3, timeout=30)
             deadline = time.monotonic() + 10
-            while s.stats()["reconnects"] < 2 and time.monotonic() < deadline:
+            while s.stats().iloc[0]["reconnects"] < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
             kinds = set(s.errors["kind"])
             assert {"callback"} <= kinds and (kinds - {"callback"}), kinds
-            assert s.stats()["reconnects"] >= 2
+            assert s.stats().iloc[0]["reconnects"] >= 2
             for x in (s, ghost, refused):
                 x.stop()
             assert ghost.state == "failed" and refused.state == "failed"

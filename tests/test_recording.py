@@ -143,7 +143,7 @@ def test_recording_loads_to_the_live_tables(tmp_path, suffix):
     assert np.isnan(snap.used_percentage)
     assert snap.timestamp == snap.received_at  # loop-time stamp: receive time is used
     assert len(rec.cycles) == 6 and len(rec.decisions) == 12 and len(rec.trades) == 6
-    assert rec.stats().loc["cycles", "duplicates"] == 2 and rec.stats().loc["trades", "duplicates"] == 2
+    assert rec.tables.stats().loc["cycles", "duplicates"] == 2 and rec.tables.stats().loc["trades", "duplicates"] == 2
     dec = rec.decisions
     hold = dec[(dec.agent_id == "qwen3-max") & (dec.action == "hold")].iloc[0]
     assert (hold.position_size_usd, hold.stop_loss, hold.take_profit) == (500.0, 66_000.0, 72_000.0)
@@ -404,7 +404,7 @@ def test_parquet_round_trip_is_exact(tmp_path, recorded):
     assert_same(back, direct(frames))
     assert back.agent_ids == rec.agent_ids
     assert back.url == rec.url == "ws://localhost:8000"
-    pd.testing.assert_frame_equal(back.stats(), rec.stats().assign(bytes=back.stats()["bytes"]))
+    pd.testing.assert_frame_equal(back.tables.stats(), rec.tables.stats().assign(bytes=back.tables.stats()["bytes"]))
     assert TOKEN not in (out / "_manifest.json").read_text()
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["format"] == "roma-notebook-parquet" and manifest["version"] == 1
@@ -758,7 +758,7 @@ def test_recording_object(tmp_path, recorded, monkeypatch):
     assert str(path) in r and "qwen3-max" in r and "account=12" in r
     h = rec._repr_html_()
     assert "<table>" in h and "claude/sonnet 4" in h and "12" in h
-    assert rec.stats().loc["account", "rows"] == 12
+    assert rec.tables.stats().loc["account", "rows"] == 12
     for name in TABLE_NAMES:
         pd.testing.assert_frame_equal(getattr(rec, name), rec.frame(name))
     seen = []
@@ -798,7 +798,7 @@ def test_cli_export(tmp_path, recorded, logs, capsys):
     # share numbers with recorded ones but not their reasoning, so they are other
     # decisions (as after a backend restart) and are kept
     assert len(rec.cycles) == 9 + 2 + 3
-    assert rec.stats().loc["cycles", "duplicates"] >= 2  # the recording's own resent cycles
+    assert rec.tables.stats().loc["cycles", "duplicates"] >= 2  # the recording's own resent cycles
     assert main(["export", str(tmp_path / "missing.jsonl"), str(tmp_path / "o2")]) == 2
     assert "no such file" in capsys.readouterr().err
     args = build_parser().parse_args(["record", "ws://h:1", "a,b", str(tmp_path / "r.jsonl"), "--duration", "1"])

@@ -380,7 +380,7 @@ def test_simulator_store_is_written_while_running_and_complete_at_stop(tmp_path)
     finally:
         sim.stop()
     rec = rn.load(tmp_path, tz=SHANGHAI, progress=False)
-    w = sim._world
+    w = sim._source.world
     for a, ag in w.agents.items():
         assert rec.cycles[rec.cycles.agent_id == a].cycle.tolist() == [r["cycle_number"] for r in ag.decision_log]
         assert len(rec.closed_trades[rec.closed_trades.agent_id == a]) == len(ag.closed_trades)

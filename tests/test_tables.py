@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from roma_notebook import protocol as P
-from roma_notebook.tables import RAW_LIMIT, TABLE_COLUMNS, TABLE_NAMES, Tables, empty_frame
+from roma_notebook import schema
+from roma_notebook.tables import RAW_LIMIT, TABLE_NAMES, Tables, empty_frame
 
 from test_protocol import (  # tests/ is on sys.path under pytest
     NASTY,
@@ -32,102 +33,12 @@ from test_protocol import (  # tests/ is on sys.path under pytest
 
 AGENT = "deepseek-chat-v3.1"
 R0 = 1_800_000_000 * 10**9  # a receive time distinct from every message time
-UTC = "datetime64[ns, UTC]"
 S = "string"
 
-COMMON = {"agent_id": S, "timestamp": UTC, "received_at": UTC, "seq": "int64"}
-POSITION_COLS = {
-    "symbol": S,
-    "side": S,
-    "position_amt": "float64",
-    "entry_price": "float64",
-    "mark_price": "float64",
-    "unrealized_profit": "float64",
-    "pnl_percentage": "float64",
-    "leverage": "Int64",
-    "liquidation_price": "float64",
-}
-# DESIGN.md's binding columns, in order, with their dtypes
-DESIGN = {
-    "account": {
-        "total_balance": "float64",
-        "available_balance": "float64",
-        "unrealized_pnl": "float64",
-        "used_percentage": "float64",
-    },
-    "positions": POSITION_COLS,
-    "position_history": POSITION_COLS,
-    "cycles": {"cycle": "Int64", "ai_reasoning": S, "n_decisions": "int64"},
-    "decisions": {
-        "cycle": "Int64",
-        "action": S,
-        "symbol": S,
-        "quantity": "float64",
-        "leverage": "Int64",
-        "reason": S,
-        "position_size_usd": "float64",
-        "stop_loss": "float64",
-        "take_profit": "float64",
-    },
-    "trades": {
-        "order_id": S,
-        "symbol": S,
-        "side": S,
-        "quantity": "float64",
-        "price": "float64",
-        "leverage": "Int64",
-        "status": S,
-    },
-    "closed_trades": {
-        "symbol": S,
-        "side": S,
-        "entry_price": "float64",
-        "close_price": "float64",
-        "quantity": "float64",
-        "leverage": "Int64",
-        "open_time": UTC,
-        "close_time": UTC,
-        "pnl_usdt": "float64",
-        "pnl_pct": "float64",
-    },
-    "status": {"is_running": "boolean", "cycle_count": "Int64", "last_decision_time": UTC},
-    "performance": {
-        "total_trades": "Int64",
-        "wins": "Int64",
-        "losses": "Int64",
-        "win_rate": "float64",
-        "avg_profit": "float64",
-        "avg_loss": "float64",
-        "profit_factor": "float64",
-        "sharpe_ratio": "float64",
-        "max_drawdown": "float64",
-        "total_pnl": "float64",
-    },
-    "errors": {"kind": S, "detail": S, "raw": S},
-    "connections": {"event": S, "detail": S},
-    # issue 11: ROMA-01's trade-history insights (lists in object columns)
-    "insights": {
-        "insight_id": S,
-        "category": S,
-        "title": S,
-        "summary": S,
-        "detailed_findings": S,
-        "confidence": "float64",
-        "recommendations": "object",
-        "supporting_trade_ids": "object",
-        "is_active": "boolean",
-        "created_at": UTC,
-        "deprecated_at": UTC,
-    },
-}
-
-
 def check_schema(name: str, df: pd.DataFrame) -> None:
-    expected = {**COMMON, **DESIGN[name]}
-    cols = list(df.columns)
-    assert cols[:4] == list(COMMON), (name, cols)
-    assert [c for c in cols if c in expected] == list(expected), (name, cols)
-    for c, dtype in expected.items():
+    """Exactly schema.py's columns and dtypes, on a fresh RangeIndex."""
+    assert tuple(df.columns) == schema.columns(name), (name, list(df.columns))
+    for c, dtype in schema.dtypes(name).items():
         assert df[c].dtype == dtype, (name, c, df[c].dtype, dtype)
         if dtype == S:
             # pandas' default "str" also equals "string" but holds NaN, not <NA>
@@ -155,15 +66,6 @@ def seeded() -> Tables:
 
 
 # ------------------------------------------------------------------ schemas
-
-
-def test_design_covers_every_table():
-    assert set(DESIGN) == set(TABLE_NAMES)
-    for name in TABLE_NAMES:
-        assert [c for c in TABLE_COLUMNS[name] if c in {**COMMON, **DESIGN[name]}] == [
-            *COMMON,
-            *DESIGN[name],
-        ]
 
 
 @pytest.mark.parametrize("name", TABLE_NAMES)
