@@ -114,8 +114,16 @@ MUTATIONS: list[Mutation] = [
         "tables.py",
         "                        e.total_balance,\n                        e.available_balance,\n",
         "                        e.available_balance,\n                        e.total_balance,\n",
-        ("test_stream.py::test_all_message_types_land_with_the_values_the_simulator_sent",),
+        ("test_tables.py::test_seed_values_land_in_tables",),
         "total and available balance swapped on the way into the account table",
+    ),
+    Mutation(
+        "account value in the wrong column, live",
+        "tables.py",
+        "            array(codes[4], total),\n            array(codes[5], available),\n",
+        "            array(codes[4], available),\n            array(codes[5], total),\n",
+        ("test_stream.py::test_all_message_types_land_with_the_values_the_simulator_sent",),
+        "total and available balance swapped where a stream appends account updates a run at a time",
     ),
     Mutation(
         "a fatal close code retried",
@@ -152,8 +160,9 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "a bad frame dropped silently",
         "tables.py",
-        "            self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)\n",
-        "            pass\n",
+        "            self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)\n"
+        "            return ()\n",
+        "            return ()\n",
         ("test_tables.py::test_bad_frames_become_error_rows_and_stream_continues",),
         "a frame that cannot be parsed leaves no errors row",
     ),
@@ -196,6 +205,22 @@ MUTATIONS: list[Mutation] = [
         "            pass\n",
         ("test_roma_current.py::test_server_errors_are_rows_and_counted",),
         "the current backend's error frames leave no errors row",
+    ),
+    Mutation(
+        "a bad frame in a burst dropped silently",
+        "tables.py",
+        "                    self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)\n",
+        "                    pass\n",
+        ("test_stream.py::test_a_burst_read_at_once_lands_whole_in_order_sharing_its_receive_time",),
+        "a frame that cannot be parsed, received with others, leaves no errors row",
+    ),
+    Mutation(
+        "frames already read skipped",
+        "stream.py",
+        "            append(f.data.decode())\n",
+        "            f.data.decode()\n",
+        ("test_stream.py::test_a_burst_read_at_once_lands_whole_in_order_sharing_its_receive_time",),
+        "frames websockets had queued behind the one recv() returned never become rows",
     ),
     Mutation(
         "net equity as the account value",

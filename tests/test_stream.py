@@ -304,7 +304,7 @@ def test_a_burst_read_at_once_lands_whole_in_order_sharing_its_receive_time(tmp_
             if observed:
                 s.on(None, lambda ev: seen.append(ev.total_balance))
             release.set()
-            s.wait_for("account_update", count=n - 3, timeout=60)
+            s.wait_for("account_update", count=n - 3, timeout=20)  # ~0.1 s of work
             acc, err = s.account, s.errors
             assert s.stats().iloc[0]["messages"] == n and s.count() == n - 3  # count(): frames with events
             if observed:
