@@ -19,7 +19,8 @@
   agent (``source="store"``; see :mod:`roma_notebook.roma_store` and the ``tz``,
   ``agents``, ``since``, ``until`` arguments);
 - a folder of recordings, a glob pattern, or a list of any of these (merged into
-  one set of tables; cycles and fills seen twice are kept once).
+  one set of tables; a row two inputs share is kept once, see
+  :meth:`Tables.extend_frames <roma_notebook.tables.Tables.extend_frames>`).
 
 A corrupt or truncated file becomes one ``errors`` row (kind ``file``, detail
 naming the file); the rest still loads.
@@ -48,8 +49,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import glob as _glob
 import html
@@ -61,14 +60,14 @@ import time
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-import numpy as np
 import pandas as pd
 
 from . import protocol as P
 from .errors import ProtocolError
-from .recording import RECORDING_FORMAT, RECORDING_VERSION
+from .recording import RECORDING_FORMAT
+from .recording_reader import _NS_MAX, _NS_MIN, NotARecording, RecordingLines, last_line, read_header, read_line
 from .schema import TABLE_NAMES
 from .source_api import SourceAPI
 from .tables import Tables
@@ -92,9 +91,6 @@ ACCEPTED_FORMATS = (
 _DECISION_NAME = re.compile(r"^decision_(\d{8})_(\d{6})(?:_cycle(-?\d+))?.*\.json$")
 _LOG_FILES = ("trade_history.json", "equity_history.json")
 _RECORDING_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
-# bytes read per step: big enough to amortise, small enough that a progress bar
-# moves several times a second (a gzip chunk decompresses to ~15x its size)
-_CHUNK = 1 << 18
 
 
 # ---------------------------------------------------------------- Recording
@@ -215,7 +211,7 @@ class Recording(SourceAPI):
             df = self.tables.frame(name)
             frames[name] = df[(df["agent_id"] == agent_id).fillna(False).to_numpy(bool)].reset_index(drop=True)
         tables = Tables(max_rows=self.tables.max_rows)
-        _inject(tables, frames, [agent_id], {})
+        tables.extend_frames(frames, agents=[agent_id])
         out = Recording(tables, self.paths, url=self.url, agent_ids=[agent_id])
         if self.positions_as_of is not None and agent_id in self.positions_as_of.index:
             out.positions_as_of = self.positions_as_of.loc[[agent_id]]
@@ -643,105 +639,6 @@ def _positions_moments(moments: dict[str, tuple[int | None, int, str]]) -> pd.Da
 # ---------------------------------------------------------------- recordings
 
 
-class _Blocks:
-    """Decompressed bytes of a (possibly gzip, multi-member, truncated) file, in chunks.
-
-    Never raises for damaged data: after iteration ``problem`` says what was wrong
-    (truncated gzip, corrupt data), or is None.
-    """
-
-    def __init__(self, path: Path, progress: Callable[[int], None]):
-        self.path = path
-        self.progress = progress
-        self.problem: str | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        with open(self.path, "rb") as f:
-            first = f.read(_CHUNK)
-            if first[:2] != b"\x1f\x8b":
-                data = first
-                while data:
-                    self.progress(len(data))
-                    yield data
-                    data = f.read(_CHUNK)
-                return
-            # Our own streaming gunzip: gzip.GzipFile raises at a missing trailer
-            # and can lose the data decoded in that last read.
-            d = zlib.decompressobj(31)
-            data = first
-            consumed = 0
-            while data:
-                self.progress(len(data))
-                saved = d.copy()
-                try:
-                    out, d = _gunzip_step(d, data)
-                except zlib.error as exc:
-                    # zlib drops a failing call's output: redo the chunk in small
-                    # steps to keep what decodes before the damage.
-                    d, out = saved, []
-                    for i in range(0, len(data), 512):
-                        try:
-                            more, d = _gunzip_step(d, data[i : i + 512])
-                        except zlib.error:
-                            break
-                        out += more
-                    yield b"".join(out)
-                    self.problem = f"corrupt gzip data after byte {consumed} ({exc})"
-                    return
-                consumed += len(data)
-                yield b"".join(out)
-                data = f.read(_CHUNK)
-            tail = d.flush()
-            if tail:
-                yield tail
-            if not d.eof:
-                self.problem = "gzip stream ends early (the recording was not closed)"
-
-
-class _Lines:
-    """Complete text lines of a recording, one list per decompressed block.
-
-    The loader and :mod:`roma_notebook.replay` both read recordings through this,
-    so a damaged file means the same to both. Lines come without their newline;
-    after iteration ``tail`` holds the bytes after the last newline (a torn or
-    unterminated last line, possibly empty) and ``problem`` any gzip damage.
-    """
-
-    def __init__(self, path: Path, progress: Callable[[int], None] = lambda n: None):
-        self.blocks = _Blocks(path, progress)
-        self.tail = b""
-
-    @property
-    def problem(self) -> str | None:
-        return self.blocks.problem
-
-    def __iter__(self) -> Iterator[list[str]]:
-        carry = b""
-        for block in self.blocks:
-            if carry:
-                block = carry + block
-            cut = block.rfind(b"\n") + 1
-            carry = block[cut:]
-            # One decode per block, not per line: json on str is ~3x cheaper than on
-            # bytes. Complete lines only, so no UTF-8 sequence is split.
-            lines = block[:cut].decode("utf-8", "replace").split("\n")
-            lines.pop()  # the empty string after the last newline
-            yield lines
-        self.tail = carry
-
-
-def _gunzip_step(d: Any, data: bytes) -> tuple[list[bytes], Any]:
-    """Feed ``data`` to a gzip decompressor, starting new ones at member boundaries."""
-    out = [d.decompress(data)]
-    while d.eof and d.unused_data:
-        rest = d.unused_data
-        if not rest.strip(b"\x00"):  # zero padding after the last member
-            break
-        d = zlib.decompressobj(31)
-        out.append(d.decompress(rest))
-    return out, d
-
-
 try:
     import msgspec as _msgspec
 
@@ -758,12 +655,24 @@ try:
     # stdlib path below, which decides as it always did.
     _line_decode: Any = _msgspec.json.Decoder(_FrameLine).decode
     _LineError: Any = _msgspec.DecodeError
+
+    class _BlockLine(_msgspec.Struct, forbid_unknown_fields=True):
+        """A frame line of a block decoded in one call; binary ones go line by line."""
+
+        t: int
+        agent: str
+        frame: str
+        binary: bool = False
+
+    # A block's lines as one JSON array: one call instead of one per line. Any line
+    # that does not fit (a header, a connection event, damage) fails the block, whose
+    # lines then take the line-by-line path.
+    _block_decode: Any = _msgspec.json.Decoder(list[_BlockLine]).decode
 except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct without it
-    _line_decode = None
+    _line_decode = _block_decode = None
     _LineError = ValueError
 
 
-_NS_MIN, _NS_MAX = -(2**63), 2**63 - 1  # receive times the tables can store
 
 _AGENT_IN_LINE = re.compile(r'"agent"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _T_IN_LINE = re.compile(r'"t"\s*:\s*(\d+)')
@@ -773,35 +682,75 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     tables = ctx.tables
     ingest = tables.ingest
     add_error = tables.add_error
-    loads = json.loads
     # The C scanner itself: one call per line instead of loads -> decode -> raw_decode.
     scan = json.JSONDecoder().scan_once
     line_decode = _line_decode
-    # Documented account updates, the commonest frame, skip ingest(): decoded by
-    # protocol's typed decoder (the events parse() gives) and appended a block at a
-    # time. Only without max_rows, whose trimming is defined row by row.
+    # Documented account, position and status updates, the commonest frames, skip
+    # ingest(): decoded by protocol's typed decoder (the events parse() gives) and
+    # appended a block at a time through Tables' bulk methods. Only without
+    # max_rows, whose trimming is defined row by row.
     typed = P._fast_typed
     AccountMsg = getattr(P, "_AccountMsg", None)
+    PositionMsg = getattr(P, "_PositionMsg", None)
     bulk = line_decode is not None and typed is not None and tables.max_rows is None
-    parse_time = P.parse_time
     next_seq = tables.next_seq
-    acc_agent: list[str] = []
-    acc_ts: list[int | None] = []
-    acc_recv: list[int] = []
-    acc_seq: list[int] = []
-    acc_total: list[float] = []
-    acc_avail: list[float] = []
-    acc_upnl: list[float] = []
-    acc_used: list[float] = []
-    acc_cols = (acc_agent, acc_ts, acc_recv, acc_seq, acc_total, acc_avail, acc_upnl, acc_used)
+    # frames of one second share a stamp: a local cache saves the call (parse_time
+    # caches the same way)
+    stamps: dict[str, int | None] = {}
+    stamp_of = stamps.get
+    _MISS = stamps  # (a sentinel no stamp can equal)
+
+    def parse_time(text: str) -> int | None:
+        ns = P.parse_time(text)
+        if len(stamps) > 4096:
+            stamps.clear()
+        stamps[text] = ns
+        return ns
+    # (agent, time, received, seq, data) per collected message, in frame order
+    accs: list[tuple] = []
+    poss: list[tuple] = []
+    stats: list[tuple] = []
 
     def flush_accounts() -> None:
-        if acc_agent:
-            tables.extend_account(*acc_cols, source=src)
-            for col in acc_cols:
-                col.clear()
-    b64 = base64.b64decode
-    reader = _Lines(path, ctx.progress.update)
+        if accs:
+            agents, stamps_, recv, seqs, data = map(list, zip(*accs))
+            accs.clear()
+            tables.extend_account(
+                agents, stamps_, recv, seqs,
+                [d.total_balance for d in data], [d.available_balance for d in data],
+                [d.unrealized_pnl for d in data], [d.used_percentage for d in data], source=src,
+            )
+
+    def flush_positions() -> None:
+        if poss:
+            agents, stamps_, recv, seqs, data = map(list, zip(*poss))
+            poss.clear()
+            tables.extend_positions(
+                agents, stamps_, recv, seqs,
+                [[(p.symbol, p.side.lower(), p.position_amt, p.entry_price, p.mark_price,
+                   p.unrealized_profit, p.pnl_percentage, p.leverage, p.liquidation_price) for p in items]
+                 for items in data],
+                source=src,
+            )
+
+    def flush_status() -> None:
+        if stats:
+            agents, stamps_, recv, seqs, data = map(list, zip(*stats))
+            stats.clear()
+            last = []
+            for d in data:
+                ns = stamp_of(d.last_decision_time, _MISS)
+                last.append(parse_time(d.last_decision_time) if ns is _MISS else ns)
+            tables.extend_status(
+                agents, stamps_, recv, seqs,
+                [d.is_running for d in data], [d.cycle_count for d in data], last, source=src,
+            )
+
+    def flush_all() -> None:
+        flush_accounts()
+        flush_positions()
+        flush_status()
+    reader = RecordingLines(path, ctx.progress.update)
     # recorded frames were received live: the same source, so loaded == live exactly
     src = "live"
     lineno = 0
@@ -819,90 +768,95 @@ def _load_recording(ctx: _Context, path: Path) -> None:
         # The slow, careful path: headers, binary frames, connection events, damage.
         nonlocal seen_line, last_agent, last_t
         try:
-            rec = loads(line)
-        except ValueError as exc:
-            bad(line, f"not JSON ({exc})")
+            got = read_line(line, first=not seen_line)
+        except NotARecording:
+            raise ValueError(
+                f"{str(path)!r} is not a roma_notebook recording (its first line is not a "
+                f"recording header); load() reads {ACCEPTED_FORMATS}"
+            ) from None
+        kind = got[0]
+        if kind == "bad":
+            seen_line = seen_line or got[2]
+            bad(line, got[1])
             return
-        if type(rec) is not dict:
-            bad(line, "not a JSON object")
-            return
-        if not seen_line:
-            seen_line = True
-            if "format" not in rec and "frame" not in rec:
-                raise ValueError(
-                    f"{str(path)!r} is not a roma_notebook recording (its first line is not a "
-                    f"recording header); load() reads {ACCEPTED_FORMATS}"
-                )
-        if "frame" in rec:
-            t = rec.get("t")
-            agent = rec.get("agent")
-            frame = rec["frame"]
-            if type(t) is not int or type(agent) is not str:
-                bad(line, "frame line without an int 't' and a string 'agent'")
-                return
-            if not _NS_MIN <= t <= _NS_MAX:  # the tables store int64 ns
-                bad(line, f"frame line's 't' {t} is outside the int64 nanosecond range")
-                return
-            if rec.get("binary"):
-                try:
-                    frame = b64(frame, validate=True)
-                except (binascii.Error, TypeError, ValueError) as exc:
-                    bad(line, f"binary frame is not base64 ({exc})")
-                    return
+        seen_line = True
+        if kind == "frame":
+            _, t, agent, frame = got
             last_agent, last_t = agent, t
             ingest(agent, frame, t, src)
-        elif "format" in rec:
-            _header(ctx, rec, path)
-        elif "connection" in rec:
-            t = rec.get("t")
-            agent = rec.get("agent")
-            if type(t) is not int or type(agent) is not str:
-                bad(line, "connection line without an int 't' and a string 'agent'")
-                return
-            tables.add_connection(agent, str(rec["connection"]), str(rec.get("detail") or ""), t)
-        else:
-            bad(line, "neither a header, a frame nor a connection event")
+        elif kind == "header":
+            read_header(ctx, got[1], path)
+        else:  # connection
+            _, t, agent, event, detail = got
+            tables.add_connection(agent, event, detail, t)
 
-    for lines in reader:
+    block_decode = _block_decode if line_decode is not None else None
+
+    def parts() -> Iterator[list[str]]:
+        # a decompressed block holds ~4 MB of lines: decoded a slice at a time, the
+        # joined text and decoded lines stay small next to the tables being built
+        for lines in reader:
+            for k in range(0, len(lines), 2048):
+                yield lines[k : k + 2048]
+
+    for lines in parts():
         base = lineno
+        decoded = None
+        if block_decode is not None and len(lines) > 1:
+            try:
+                decoded = block_decode("[" + ",".join(lines) + "]")
+            except (_LineError, RecursionError, UnicodeError):
+                decoded = None
+            if decoded is not None and len(decoded) != len(lines):
+                decoded = None  # a line held two values: line by line decides
         for i, line in enumerate(lines):
             if line_decode is not None:
-                try:
-                    fl = line_decode(line)
-                except _LineError:
-                    fl = None
+                if decoded is not None:
+                    fl = decoded[i]
+                    if fl.binary:
+                        fl = None
+                else:
+                    try:
+                        fl = line_decode(line)
+                    except _LineError:
+                        fl = None
                 # the same as the scanner path below for this line (only JSON
                 # whitespace around the object may differ, which handle() ignores)
                 if fl is not None and _NS_MIN <= fl.t <= _NS_MAX:
                     seen_line = True
                     last_agent, last_t = fl.agent, fl.t
                     frame = fl.frame
-                    if bulk and "account_update" in frame[:40]:
+                    if bulk:
+                        # (what the typed decoder accepts, parse() reads the same way)
                         try:
                             msg = typed(frame)
                         except (P._FastError, RecursionError, UnicodeEncodeError):
                             msg = None
-                        if type(msg) is AccountMsg:
-                            # the rows ingest() would append, collected for one call
-                            d = msg.data
-                            acc_agent.append(last_agent)
-                            acc_ts.append(parse_time(msg.timestamp))
-                            acc_recv.append(last_t)
-                            acc_seq.append(next_seq(last_agent))
-                            acc_total.append(d.total_balance)
-                            acc_avail.append(d.available_balance)
-                            acc_upnl.append(d.unrealized_pnl)
-                            acc_used.append(d.used_percentage)
+                        if msg is not None:
+                            ns = stamp_of(msg.timestamp, _MISS)
+                            if ns is _MISS:
+                                ns = parse_time(msg.timestamp)
+                            tm = type(msg)
+                            (accs if tm is AccountMsg else poss if tm is PositionMsg else stats).append(
+                                (last_agent, ns, last_t, next_seq(last_agent), msg.data)
+                            )
                             continue
                     # Rows of one table stay in frame order: any frame that may
-                    # carry an account (a snapshot, an escaped key) waits for the
-                    # collected ones. Without a \u escape the text must name it.
-                    if acc_agent and ("account" in frame or "\\u" in frame):
-                        flush_accounts()
+                    # carry an account, positions or a status (a snapshot, an
+                    # escaped key) waits for the collected ones. Without a \u
+                    # escape the text must name it.
+                    if accs or poss or stats:
+                        escaped = "\\u" in frame
+                        if accs and (escaped or "account" in frame):
+                            flush_accounts()
+                        # (a decision's "position_size_usd" carries none)
+                        if poss and (escaped or '"positions"' in frame or "position_update" in frame):
+                            flush_positions()
+                        if stats and (escaped or "status" in frame):
+                            flush_status()
                     ingest(last_agent, frame, last_t, src)
                     continue
-                if acc_agent:
-                    flush_accounts()
+                flush_all()
             # Fast path: a text frame line exactly as Recorder writes it.
             try:
                 rec, end = scan(line, 0)
@@ -927,16 +881,12 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             last_agent, last_t = agent, t
             ingest(agent, frame, t, src)
         lineno = base + len(lines)
-        flush_accounts()
+        flush_all()
     problems = []
     carry = reader.tail
-    tail = carry.decode("utf-8", "replace")
+    tail, complete = last_line(carry)
     if tail.strip():
         lineno += 1
-        try:
-            complete = loads(tail) is not None
-        except ValueError:
-            complete = False
         if complete:  # a last line without its newline is still a whole line
             handle(tail)
             tail = ""
@@ -970,26 +920,6 @@ def _guess_agent_time(line: str, agent: str | None, t: int | None, path: Path) -
     return agent, t
 
 
-def _header(ctx: _Context, rec: dict, path: Path) -> None:
-    if rec.get("format") != RECORDING_FORMAT:
-        raise ValueError(f"{path} is not a roma_notebook recording (format {rec.get('format')!r})")
-    version = rec.get("version")
-    if not isinstance(version, int) or version > RECORDING_VERSION:
-        raise ValueError(
-            f"{path} is a version {version!r} recording; this roma_notebook reads version "
-            f"{RECORDING_VERSION} or older: upgrade roma_notebook"
-        )
-    if ctx.url is None and isinstance(rec.get("url"), str):
-        from .recording import safe_url
-
-        ctx.url = safe_url(rec["url"])  # even a hand-edited header never shows a token
-    ids = rec.get("agent_ids")
-    if isinstance(ids, list):
-        for a in ids:
-            if isinstance(a, str) and a not in ctx.declared:
-                ctx.declared.append(a)
-
-
 def _mtime_ns(path: Path) -> int:
     try:
         return path.stat().st_mtime_ns
@@ -1010,151 +940,10 @@ def _load_parquet(ctx: _Context, root: Path) -> None:
         ctx.url = safe_url(manifest["url"])
     agents = manifest.get("agents") if isinstance(manifest.get("agents"), list) else []
     counters = manifest.get("tables") if isinstance(manifest.get("tables"), dict) else {}
-    _inject(ctx.tables, frames, [a for a in agents if isinstance(a, str)], counters)
+    ctx.tables.extend_frames(frames, agents=[a for a in agents if isinstance(a, str)], counters=counters)
     now = _mtime_ns(root)
     for detail in problems:
         ctx.tables.add_error(None, "file", detail, None, now, source="parquet")
-
-
-def _inject(tables: Tables, frames: dict[str, pd.DataFrame], agents: list[str], counters: dict) -> None:
-    """Append whole DataFrames to ``tables`` as if their rows had been ingested.
-
-    Replaying a million Parquet rows through ``Tables.append`` would cost seconds;
-    this puts the frames straight into the tables' caches. It relies on ``Tables``
-    internals (cache, counters, de-dup sets, the open-position map): keep it in
-    step with tables.py.
-    """
-    # agents in first-seen order: manifest order, then any others found in rows
-    order = list(agents)
-    for df in frames.values():
-        if len(df):
-            for a in df["agent_id"].dropna().unique():
-                if a not in order:
-                    order.append(a)
-    # Merging into tables that already hold an agent: continue its seq numbering.
-    offsets = {a: tables._seq[a] + 1 for a in order if a in tables._seq}
-    if offsets:
-        frames = {n: _shift_seq(df, offsets) for n, df in frames.items()}
-    frames = dict(frames)
-    frames["cycles"], frames["decisions"], dup_c, dup_d = _drop_seen_cycles(
-        tables, frames["cycles"], frames["decisions"]
-    )
-    frames["trades"], dup_t = _drop_seen_orders(tables, frames["trades"])
-    extra_dups = {"cycles": dup_c, "decisions": dup_d, "trades": dup_t}
-    for name in TABLE_NAMES:
-        if name == "positions":
-            continue
-        df = frames[name]
-        meta = counters.get(name) if isinstance(counters.get(name), dict) else {}
-        current = tables.frame(name)  # moves pending rows into the cache first
-        tb = tables._t[name]
-        with tables._build_lock:
-            merged = pd.concat([current, df], ignore_index=True) if len(current) and len(df) else (
-                df if len(df) else current
-            )
-            if tables.max_rows is not None and len(merged) > tables.max_rows:
-                tb.dropped += len(merged) - tables.max_rows
-                merged = merged.iloc[len(merged) - tables.max_rows:].reset_index(drop=True)
-            tb.cache = merged
-            tb.total += len(df)
-            tb.dropped += int(meta.get("dropped") or 0)
-            tb.duplicates += int(meta.get("duplicates") or 0) + extra_dups.get(name, 0)
-            tb.version += 1
-        tables.version += 1
-    # per-agent seq counters, registered in first-seen order
-    top: dict[str, int] = {}
-    for df in frames.values():
-        if len(df):
-            for a, s in df.groupby("agent_id", observed=True, sort=False)["seq"].max().items():
-                top[a] = max(top.get(a, -1), int(s))
-    for a in order:
-        tables._seq[a] = max(tables._seq.get(a, -1), top.get(a, -1))
-    _restore_open_positions(tables, frames["positions"])
-
-
-def _shift_seq(df: pd.DataFrame, offsets: dict[str, int]) -> pd.DataFrame:
-    if not len(df):
-        return df
-    add = df["agent_id"].map(offsets).fillna(0).astype("int64").to_numpy()
-    seq = df["seq"].to_numpy()
-    return df.assign(seq=np.where(seq >= 0, seq + add, seq))
-
-
-def _drop_seen_cycles(tables: Tables, cycles: pd.DataFrame, decisions: pd.DataFrame):
-    keys = [
-        (a, int(c)) for a, c in zip(cycles["agent_id"], cycles["cycle"]) if a is not pd.NA and c is not pd.NA
-    ]
-    seen = tables._seen_cycles
-    if seen and keys:
-        def mask(df: pd.DataFrame) -> np.ndarray:
-            return np.array(
-                [not (a is not pd.NA and c is not pd.NA and (a, int(c)) in seen)
-                 for a, c in zip(df["agent_id"], df["cycle"])],
-                dtype=bool,
-            )
-
-        mc, md = mask(cycles), mask(decisions)
-        dup_c, dup_d = int((~mc).sum()), int((~md).sum())
-        cycles = cycles[mc].reset_index(drop=True)
-        decisions = decisions[md].reset_index(drop=True)
-        keys = [
-            (a, int(c)) for a, c in zip(cycles["agent_id"], cycles["cycle"]) if a is not pd.NA and c is not pd.NA
-        ]
-    else:
-        dup_c = dup_d = 0
-    seen.update(keys)
-    return cycles, decisions, dup_c, dup_d
-
-
-def _drop_seen_orders(tables: Tables, trades: pd.DataFrame):
-    seen = tables._seen_orders
-    keys = [(a, o) for a, o in zip(trades["agent_id"], trades["order_id"]) if a is not pd.NA and o is not pd.NA]
-    dup = 0
-    if seen and keys:
-        m = np.array(
-            [not (a is not pd.NA and o is not pd.NA and (a, o) in seen)
-             for a, o in zip(trades["agent_id"], trades["order_id"])],
-            dtype=bool,
-        )
-        dup = int((~m).sum())
-        trades = trades[m].reset_index(drop=True)
-        keys = [(a, o) for a, o in zip(trades["agent_id"], trades["order_id"]) if a is not pd.NA and o is not pd.NA]
-    seen.update(keys)
-    return trades, dup
-
-
-def _restore_open_positions(tables: Tables, positions: pd.DataFrame) -> None:
-    if not len(positions):
-        return
-    ts = pd.DatetimeIndex(positions["timestamp"]).asi8
-    recv = pd.DatetimeIndex(positions["received_at"]).asi8
-    rows = positions.astype(object).where(positions.notna(), None).to_dict("records")
-    by_agent: dict[str, list] = {}
-    heads: dict[str, tuple] = {}
-    for i, r in enumerate(rows):
-        a = r["agent_id"]
-        if a is None:
-            continue
-        heads.setdefault(a, (int(recv[i]), int(ts[i]), int(r["seq"]), r["source"] or "parquet"))
-        nan = float("nan")
-        by_agent.setdefault(a, []).append(
-            P.Position(
-                r["symbol"], r["side"],
-                nan if r["position_amt"] is None else float(r["position_amt"]),
-                nan if r["entry_price"] is None else float(r["entry_price"]),
-                nan if r["mark_price"] is None else float(r["mark_price"]),
-                nan if r["unrealized_profit"] is None else float(r["unrealized_profit"]),
-                nan if r["pnl_percentage"] is None else float(r["pnl_percentage"]),
-                None if r["leverage"] is None else int(r["leverage"]),
-                nan if r["liquidation_price"] is None else float(r["liquidation_price"]),
-            )
-        )
-    with tables._lock:
-        for a, plist in by_agent.items():
-            recv_ns, ts_ns, seq, source = heads[a]
-            tables._open[a] = (recv_ns, ts_ns, seq, source, tuple(plist))
-        tables._open_version += 1
-        tables.version += 1
 
 
 # ---------------------------------------------------------------- ROMA-01 logs

@@ -28,8 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import errno
 import json
 import os
@@ -40,6 +38,7 @@ from urllib.parse import unquote
 
 from . import protocol
 from .errors import ProtocolError
+from .recording_reader import NotARecording, RecordingLines, last_line, read_header, read_line
 
 __all__ = ["Replay", "ReplayPlayer", "read_replay", "frame_kind", "REPLAY_NOT_AVAILABLE"]
 
@@ -177,9 +176,6 @@ def read_replay(path: Any) -> Replay:
         >>> read_replay(rn.sample_recording()).skipped
         0
     """
-    # Imported here: loading pulls in pandas, which `import roma_notebook.simulator` does not need.
-    from .loading import _header, _Lines
-
     if isinstance(path, (str, os.PathLike)):
         p = Path(os.fspath(path))
     else:
@@ -188,7 +184,7 @@ def read_replay(path: Any) -> Replay:
         raise FileNotFoundError(errno.ENOENT, "recording to replay not found", str(p))
     if p.is_dir():
         raise ValueError(f"replay needs a recording file (.jsonl or .jsonl.gz), {str(p)!r} is a folder")
-    # load()'s header check wants its context; only these two attributes are used.
+    # read_header() notes the header's URL and agent ids here
     ctx = types.SimpleNamespace(url=None, declared=[])
     events: list[tuple[float, str, str | bytes, str | None]] = []
     seen_agents: list[str] = []
@@ -208,35 +204,24 @@ def read_replay(path: Any) -> Replay:
 
     def handle(line: str) -> None:
         nonlocal first, offset, last_t
+        # Damage later on is skipped, but a first line that is not ours means
+        # this is some other file.
         try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            rec, why = None, f"not JSON ({exc})"
-        else:
-            why = "not a JSON object"
+            got = read_line(line, first=first)
+        except NotARecording:
+            got = None
         if first:
-            # Damage later on is skipped, but a first line that is not ours
-            # means this is some other file.
             first = False
-            if type(rec) is not dict or ("format" not in rec and "frame" not in rec):
+            if got is None or (got[0] == "bad" and not got[2]):
                 raise ValueError(
                     f"{str(p)!r} is not a roma_notebook recording (its first line is not a recording header)"
                 )
-        if type(rec) is not dict:
-            skip(why)
-            return
-        if "frame" in rec:
-            t, agent, frame = rec.get("t"), rec.get("agent"), rec["frame"]
-            if type(t) is not int or type(agent) is not str:
-                skip("frame line without an int 't' and a string 'agent'")
-                return
-            if rec.get("binary"):
-                try:
-                    frame = base64.b64decode(frame, validate=True)
-                except (binascii.Error, TypeError, ValueError) as exc:
-                    skip(f"binary frame is not base64 ({exc})")
-                    return
-            elif type(frame) is not str:
+        kind = got[0]
+        if kind == "bad":
+            skip(got[1])
+        elif kind == "frame":
+            _, t, agent, frame = got
+            if not isinstance(frame, (str, bytes)):
                 skip("frame is not a string")
                 return
             if last_t is not None and t > last_t:
@@ -246,26 +231,20 @@ def read_replay(path: Any) -> Replay:
                 known.add(agent)
                 seen_agents.append(agent)
             events.append((offset, agent, frame, frame_kind(frame)))
-        elif "format" in rec:
-            _header(ctx, rec, p)  # ValueError for another format or a newer version
-        elif "connection" not in rec:
-            skip("neither a header, a frame nor a connection event")
+        elif kind == "header":
+            read_header(ctx, got[1], p)  # ValueError for another format or a newer version
         # connection events say what the recording client went through; a
         # replay serves its own connections, so they are not replayed
 
-    reader = _Lines(p)
+    reader = RecordingLines(p)
     for lines in reader:
         for line in lines:
             lineno += 1
             if line.strip():
                 handle(line)
-    tail = reader.tail.decode("utf-8", "replace")
+    tail, whole = last_line(reader.tail)
     if tail.strip():
         lineno += 1
-        try:
-            whole = json.loads(tail) is not None
-        except ValueError:
-            whole = False
         if whole:  # a last line without its newline is still a whole line
             handle(tail)
         else:

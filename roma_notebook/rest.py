@@ -186,7 +186,7 @@ def agent_analytics(url: str = "http://localhost:8000", agent_id: str | None = N
     """
     from urllib.parse import quote
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for a in _agent_ids(url, agent_id, token):
         path = f"/api/agents/{quote(a, safe='')}/analytics"
         try:

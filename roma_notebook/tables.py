@@ -29,12 +29,13 @@ Example:
 from __future__ import annotations
 
 import itertools
+from operator import lt as _lt
 import threading
 import time
 from array import array
 from dataclasses import dataclass
 from types import MethodType
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -276,9 +277,6 @@ def _b(v: bool | None) -> int:
     return -1 if v is None else int(v)
 
 
-_UNSEEN = object()
-
-
 class _KeySet:
     """An insertion-ordered set (each key may carry a value) that forgets its oldest
     keys beyond ``limit``."""
@@ -307,8 +305,106 @@ class _KeySet:
                 del d[k]
 
     def update(self, keys: Iterable[Any]) -> None:
+        if self._limit is None:
+            self._d.update(dict.fromkeys(keys))
+            return
         for k in keys:
             self.add(k)
+
+
+# ---- row identity: what makes two rows the same row (one rule for every path)
+#
+# Two sources overlap (a recording and its own Parquet export, REST backfill and the
+# live stream, a log folder given twice): each row must be kept once, in any order.
+# - a cycle (and the decisions of its message) is (agent, cycle, reasoning), or
+#   (agent, cycle, time) when it has no reasoning: a resend is a duplicate, while a
+#   restarted backend's reused cycle number with new content is a new cycle;
+# - a fill with an order id is (agent, order id);
+# - any other row is an observation: (agent, received_at) plus the columns below.
+#   A live stream never repeats a receive time, so live rows are never refused; a
+#   source replayed from a file keeps its receive times, so its rows are recognised.
+# Observations arrive in receive order almost always, so their keys are only
+# collected once a row arrives at or before the newest receive time of its agent
+# (see _Seen): a single recording or stream pays one comparison per row.
+_IDENTITY: dict[str, tuple[str, ...]] = {
+    "account": ("timestamp",),
+    "position_history": ("timestamp",),  # one key per position update, not per row
+    "status": ("timestamp",),
+    "performance": ("timestamp",),
+    "closed_trades": ("timestamp", "symbol", "side", "open_time"),
+    "insights": ("timestamp", "insight_id"),
+    "trades": ("timestamp", "symbol", "side"),  # fills without an order id
+    "errors": ("kind", "detail"),
+    "connections": ("event", "detail"),
+}
+
+
+# the observation table an event's rows go to (decisions are keyed by cycle)
+_EVENT_TABLE = {
+    "account_update": "account",
+    "position_update": "position_history",
+    "agent_status": "status",
+    "performance": "performance",
+    "closed_trade": "closed_trades",
+    "insight": "insights",
+    "trade_executed": "trades",
+}
+
+
+class _Seen:
+    """Keys of the observation rows of one table, collected from the first row out of order."""
+
+    __slots__ = ("newest", "keys")
+
+    def __init__(self) -> None:
+        self.newest: dict[Any, int] = {}  # agent -> newest received_at
+        self.keys: _KeySet | None = None  # None while every row came in receive order
+
+    def in_order(self, agent: Any, received_ns: int) -> bool:
+        return received_ns > self.newest.get(agent, _NA_INT)
+
+    def saw(self, agent: Any, received_ns: int) -> None:
+        if received_ns > self.newest.get(agent, _NA_INT):
+            self.newest[agent] = received_ns
+
+
+def _newest_after(newest: dict, agent_ids: list, received_ns: list) -> dict | None:
+    """The newest receive time per agent after these rows, or None when a row does
+    not come after the newest of its agent (so its identity may repeat)."""
+    r = received_ns
+    if r and r[0] > max(newest.values(), default=_NA_INT) and all(map(_lt, r, itertools.islice(r, 1, None))):
+        out = dict(newest)  # the common case, checked in C: one clock, rising
+        out.update(zip(agent_ids, r))
+        return out
+    out = dict(newest)
+    get = out.get
+    for a, x in zip(agent_ids, r):
+        if x <= get(a, _NA_INT):
+            return None
+        out[a] = x
+    return out
+
+
+def _fingerprint(reasoning: str | None, ts: int) -> int:
+    # (a hash, so remembered keys do not keep the reasoning text alive)
+    return hash(reasoning) if reasoning is not None else ts
+
+
+def _column_values(df: pd.DataFrame, col: str) -> list:
+    """A column as Python values in the form the writer stores: ints for times and
+    Int64 (missing = the NA sentinel), str or None for text."""
+    s = df[col]
+    if isinstance(s.dtype, pd.DatetimeTZDtype) or str(s.dtype).startswith("datetime64"):
+        return pd.DatetimeIndex(s).as_unit("ns").asi8.tolist()
+    if str(s.dtype) == "Int64":
+        return s.to_numpy(dtype="int64", na_value=_NA_INT).tolist()
+    return s.to_numpy(dtype=object, na_value=None).tolist()
+
+
+def _observation_keys(name: str, df: pd.DataFrame) -> list[tuple]:
+    cols = [_column_values(df, "agent_id"), _column_values(df, "received_at")]
+    cols += [_column_values(df, c) for c in _IDENTITY[name]]
+    return list(zip(*cols))
 
 
 # Each read converts the pending rows into a part. When more than _MAX_SMALL parts
@@ -377,11 +473,13 @@ class Tables:
         self._build_lock = threading.Lock()  # serialises readers building frames
         self._t = {name: _Table(name, max_rows) for name in TABLE_NAMES}
         self._seq: dict[str, int] = {}
-        # de-duplication keys; with max_rows they are bounded too (oldest forgotten
-        # first: a reconnect only ever repeats recent cycles and fills)
+        # de-duplication keys (see _IDENTITY); with max_rows they are bounded too
+        # (oldest forgotten first: a reconnect only ever repeats recent rows)
         limit = None if max_rows is None else max(4 * max_rows, 1_000)
-        self._seen_cycles = _KeySet(limit)
-        self._seen_orders = _KeySet(limit)
+        self._key_limit = limit
+        self._seen_cycles = _KeySet(limit)  # (agent, cycle, fingerprint)
+        self._seen_orders = _KeySet(limit)  # (agent, order id)
+        self._seen = {name: _Seen() for name in _IDENTITY}
         # latest open position set per agent: {agent: (received, ts, seq, source, positions)}
         self._open: dict[str, tuple[int, int, int, str, tuple[P.Position, ...]]] = {}
         self._open_version = 0
@@ -576,7 +674,16 @@ class Tables:
             self.server_errors += 1
             self.add_error(agent_id, "server_error", e.message, e.message, received_ns, seq, source)
             return True
+        name = _EVENT_TABLE.get(kind)
+        if name is not None:
+            seen = self._seen[name]
+            if seen.keys is None and not seen.in_order(agent_id, received_ns):
+                self._collect_keys(name)  # outside the lock: it reads the table
         with self._lock:
+            if name is not None and kind != "position_update" and not self._observed(
+                name, agent_id, received_ns, event, ts
+            ):
+                return False
             if kind == "account_update":
                 tb = self._t["account"]
                 tb.put(
@@ -594,7 +701,8 @@ class Tables:
                     )
                 )
             elif kind == "position_update":
-                self._positions(agent_id, e, ts, received_ns, seq, source)
+                if not self._positions(agent_id, e, ts, received_ns, seq, source):
+                    return False
             elif kind == "decision":
                 if not self._decision(agent_id, e, ts, received_ns, seq, source):
                     return False
@@ -606,6 +714,7 @@ class Tables:
                         tb.duplicates += 1
                         return False
                     self._seen_orders.add(key)
+                    # (without an order id, _observed() above decided)
                 self._reported_fills.add(agent_id)
                 self._put_fill(
                     agent_id, ts, received_ns, seq, e.order_id, e.symbol, e.side,
@@ -732,21 +841,45 @@ class Tables:
         if not k:
             return
         tb = self._t["account"]
+        stamps = [t if t is not None and _NA_INT < t < _INT64_END else r  # _ns(), inline
+                  for t, r in zip(timestamps, received_ns)]
+        # de-duplication as append() does it row by row (_IDENTITY)
+        seen = self._seen["account"]
+        newest: dict[str, int] | None = None
+        if seen.keys is None:
+            newest = _newest_after(seen.newest, agent_ids, received_ns)
+            if newest is None:
+                self._collect_keys("account")
         with self._lock:
+            fresh: dict = {}  # identities of the rows kept, recorded once they are in
+            if newest is None:
+                keys = seen.keys
+                assert keys is not None
+                keep = []
+                for i, key in enumerate(zip(agent_ids, received_ns, stamps)):
+                    if key not in keys and key not in fresh:
+                        fresh[key] = None
+                        keep.append(i)
+                dups = k - len(keep)
+                if dups:
+                    tb.duplicates += dups
+                    pick = lambda col: [col[i] for i in keep]  # noqa: E731
+                    agent_ids, stamps, received_ns, seqs = map(pick, (agent_ids, stamps, received_ns, seqs))
+                    total_balance, available_balance, unrealized_pnl, used_percentage = map(
+                        pick, (total_balance, available_balance, unrealized_pnl, used_percentage)
+                    )
+                    k = len(keep)
+                    if not k:
+                        return
             code = tb.code
-            codes: dict[str, int] = {}
-            agents = []
-            for a in agent_ids:
-                c = codes.get(a)
-                if c is None:
-                    c = codes[a] = code(0, a)
-                agents.append(c)
+            codes = {a: code(0, a) for a in dict.fromkeys(agent_ids)}
+            agents = [codes[a] for a in agent_ids]
             # every column converted before any is extended: a bad value leaves
             # the table as it was, never with columns of unequal length
             buf = tb.buf
             values = (
                 agents,
-                [_ns(t, r) for t, r in zip(timestamps, received_ns)],
+                stamps,
                 received_ns,
                 seqs,
                 total_balance,
@@ -757,6 +890,13 @@ class Tables:
                 [code(9, source)] * k,
             )
             new = [array(col.typecode, v) for col, v in zip(buf.cols, values)]
+            if newest is not None:
+                seen.newest = newest
+            else:
+                assert seen.keys is not None
+                seen.keys.update(fresh)
+                for a, r, _ in fresh:
+                    seen.saw(a, r)
             for col, values in zip(buf.cols, new):
                 col.extend(values)
             buf.n += k
@@ -766,9 +906,435 @@ class Tables:
                 tb.trim_pending()
             self.version += k
 
-    def _positions(self, agent_id, event, ts, received_ns, seq, source) -> None:
-        # caller holds self._lock
+    def _in_order(self, name: str, agent_ids: list, received_ns: list) -> dict | None:
+        """The newest receive time per agent after these rows when each comes after its
+        agent's newest (no identity can repeat), else None. Caller holds no lock."""
+        seen = self._seen[name]
+        if seen.keys is not None or self.max_rows is not None:
+            return None
+        return _newest_after(seen.newest, agent_ids, received_ns)
+
+    def extend_positions(
+        self,
+        agent_ids: list[str],
+        timestamps: list[int | None],
+        received_ns: list[int],
+        seqs: list[int],
+        positions: list[list[tuple]],
+        source: str = "live",
+    ) -> None:
+        """Append many ``position_update`` messages at once.
+
+        The same rows and open positions as :meth:`append` of one
+        :class:`~roma_notebook.protocol.PositionUpdate` (``snapshot=False``) per
+        index, whose positions are ``positions[i]``: tuples of the
+        :class:`~roma_notebook.protocol.Position` fields in order (side lower-case).
+        Rows that arrive out of receive order, or with ``max_rows``, take
+        :meth:`append` one update at a time (the same result).
+
+        Raises:
+            ValueError: the lists differ in length.
+        """
+        k = len(agent_ids)
+        if not (len(timestamps) == len(received_ns) == len(seqs) == len(positions) == k):
+            raise ValueError("extend_positions: the column lists differ in length")
+        newest = self._in_order("position_history", agent_ids, received_ns)
+        if newest is None:
+            Pos, Upd = P.Position, P.PositionUpdate
+            for a, t, r, s, ps in zip(agent_ids, timestamps, received_ns, seqs, positions):
+                self.append(a, Upd(t, tuple([Pos(*p) for p in ps])), r, s, source)
+            return
+        stamps = [t if t is not None and _NA_INT < t < _INT64_END else r  # _ns(), inline
+                  for t, r in zip(timestamps, received_ns)]
         tb = self._t["position_history"]
+        with self._lock:
+            code = tb.code
+            codes: dict[str, int] = {}
+            last: dict[str, int] = {}  # agent -> index of its newest update here
+            heads: list[tuple] = []  # (agent code, time, received, seq) per row
+            flat: list[tuple] = []  # the positions, row by row
+            for i, (a, ps) in enumerate(zip(agent_ids, positions)):
+                last[a] = i
+                if not ps:
+                    continue
+                ca = codes.get(a)
+                if ca is None:
+                    ca = codes[a] = code(0, a)
+                head = (ca, stamps[i], received_ns[i], seqs[i])
+                if len(ps) == 1:
+                    heads.append(head)
+                else:
+                    heads.extend([head] * len(ps))
+                flat.extend(ps)
+            n = len(flat)
+            if n:
+                c_sym, c_side, c_amt, c_entry, c_mark, c_upnl, c_pct, c_lev, c_liq = map(list, zip(*flat))
+                sym_codes = {v: code(4, v) for v in dict.fromkeys(c_sym)}
+                side_codes = {v: code(5, v) for v in dict.fromkeys(c_side)}
+                cols = [
+                    *map(list, zip(*heads)),
+                    [sym_codes[v] for v in c_sym],
+                    [side_codes[v] for v in c_side],
+                    c_amt, c_entry, c_mark, c_upnl, c_pct,
+                    [v if v is not None and _NA_INT < v < _INT64_END else _NA_INT for v in c_lev],
+                    c_liq,
+                    [code(13, source)] * n,
+                ]
+            else:
+                cols = [[] for _ in tb.kinds]
+            buf = tb.buf
+            new = [array(col.typecode, v) for col, v in zip(buf.cols, cols)]
+            for col, values in zip(buf.cols, new):
+                col.extend(values)
+            buf.n += n
+            tb.total += n
+            tb.version += n
+            self._seen["position_history"].newest = newest
+            Pos = P.Position
+            for a, i in last.items():
+                # in receive order, so each agent's newest update here is its open set
+                # (unless a merged export's open set was received later: _positions' rule)
+                current = self._open.get(a)
+                if current is not None and received_ns[i] < current[0] and stamps[i] <= current[1]:
+                    continue
+                self._open[a] = (received_ns[i], stamps[i], seqs[i], source,
+                                 tuple([Pos(*p) for p in positions[i] if p[2] != 0.0]))
+            self._open_version += 1
+            self.version += k
+
+    def extend_status(
+        self,
+        agent_ids: list[str],
+        timestamps: list[int | None],
+        received_ns: list[int],
+        seqs: list[int],
+        is_running: list[bool | None],
+        cycle_count: list[int | None],
+        last_decision_time: list[int | None],
+        source: str = "live",
+    ) -> None:
+        """Append many documented ``agent_status`` messages at once.
+
+        The same rows as :meth:`append` of one
+        :class:`~roma_notebook.protocol.AgentStatus` per index (no ``name``,
+        ``runtime_minutes`` NaN, as the documented message gives them). Rows out of
+        receive order, or with ``max_rows``, take :meth:`append` one at a time.
+
+        Raises:
+            ValueError: the lists differ in length.
+        """
+        k = len(agent_ids)
+        if not (len(timestamps) == len(received_ns) == len(seqs) == len(is_running)
+                == len(cycle_count) == len(last_decision_time) == k):
+            raise ValueError("extend_status: the column lists differ in length")
+        newest = self._in_order("status", agent_ids, received_ns)
+        if newest is None:
+            St = P.AgentStatus
+            for a, t, r, s, run, cc, last in zip(agent_ids, timestamps, received_ns, seqs, is_running,
+                                                 cycle_count, last_decision_time):
+                self.append(a, St(t, a, run, cc, last), r, s, source)
+            return
+        tb = self._t["status"]
+        with self._lock:
+            code = tb.code
+            codes = {a: code(0, a) for a in dict.fromkeys(agent_ids)}
+            agents = [codes[a] for a in agent_ids]
+            values = (
+                agents,
+                [t if t is not None and _NA_INT < t < _INT64_END else r  # _ns(), _b(), _i(), _t() inline
+                 for t, r in zip(timestamps, received_ns)],
+                received_ns,
+                seqs,
+                [-1 if v is None else int(v) for v in is_running],
+                [v if v is not None and _NA_INT < v < _INT64_END else _NA_INT for v in cycle_count],
+                [v if v is not None and _NA_INT < v < _INT64_END else _NA_INT for v in last_decision_time],
+                [-1] * k,
+                [_NAN] * k,
+                [code(9, source)] * k,
+            )
+            buf = tb.buf
+            new = [array(col.typecode, v) for col, v in zip(buf.cols, values)]
+            for col, vals in zip(buf.cols, new):
+                col.extend(vals)
+            buf.n += k
+            tb.total += k
+            tb.version += k
+            self._seen["status"].newest = newest
+            self.version += k
+
+    def extend_frames(
+        self,
+        frames: Mapping[str, pd.DataFrame],
+        *,
+        agents: Iterable[str] = (),
+        counters: Mapping[str, Any] | None = None,
+    ) -> dict[str, int]:
+        """Append whole tables at once: a Parquet export's DataFrames, say.
+
+        The bulk counterpart of :meth:`append`, with the same rules: rows already
+        held are refused as duplicates (the identities of ``_IDENTITY`` in
+        tables.py: a cycle by agent, cycle and content; a fill by order id; any
+        other row by agent, receive time and time), each agent's ``seq``
+        continues its numbering here, and ``positions`` (open positions) replaces
+        an agent's open set unless this writer already holds a newer one.
+
+        Args:
+            frames: table name -> DataFrame with exactly that table's columns and
+                dtypes (as :func:`empty_frame` gives them); tables left out add nothing.
+            agents: agent ids to register first, in this order (then any others
+                found in the rows).
+            counters: table name -> {"dropped": n, "duplicates": n} counted by the
+                writer that made the rows; added to this writer's counts.
+
+        Returns:
+            Rows refused as duplicates, per table.
+
+        Raises:
+            ValueError: an unknown table, or a DataFrame with other columns.
+
+        Readers of a table that received rows start over (``Cursor.reset``).
+        """
+        for name, df in frames.items():
+            if name not in self._t:
+                raise ValueError(f"unknown table {name!r}; tables are {', '.join(TABLE_NAMES)}")
+            if tuple(df.columns) != TABLE_COLUMNS[name]:
+                raise ValueError(
+                    f"extend_frames: table {name!r} needs the columns {list(TABLE_COLUMNS[name])}, "
+                    f"got {list(df.columns)}"
+                )
+        counters = counters or {}
+        frames = {n: df.reset_index(drop=True) for n, df in frames.items() if len(df)}
+        # agents in first-seen order: as given, then any others found in rows
+        order = list(agents)
+        for df in frames.values():
+            for a in df["agent_id"].dropna().unique():
+                if a not in order:
+                    order.append(a)
+        # an agent this writer already numbered continues its seq numbering
+        offsets = {a: self._seq[a] + 1 for a in order if a in self._seq}
+        if offsets:
+            frames = {n: _shift_seq(df, offsets) for n, df in frames.items()}
+        refused = {n: 0 for n in TABLE_NAMES}
+        cyc, dec = frames.get("cycles"), frames.get("decisions")
+        if cyc is not None:
+            keep, keys = self._fresh_cycles(cyc)
+            refused["cycles"] = int((~keep).sum())
+            if refused["cycles"]:
+                # the decisions of a refused cycle came in the same message (same agent, seq)
+                gone = set(zip(cyc["agent_id"][~keep], cyc["seq"][~keep]))
+                frames["cycles"] = cyc[keep].reset_index(drop=True)
+                if dec is not None:
+                    dkeep = np.fromiter(
+                        (k not in gone for k in zip(dec["agent_id"], dec["seq"])), bool, len(dec)
+                    )
+                    refused["decisions"] = int((~dkeep).sum())
+                    frames["decisions"] = dec[dkeep].reset_index(drop=True)
+            self._seen_cycles.update(k for k, ok in zip(keys, keep) if ok and k is not None)
+        for name in _IDENTITY:
+            df = frames.get(name)
+            if df is None:
+                continue
+            keep = np.ones(len(df), bool)
+            if name == "trades":
+                ids = _column_values(df, "order_id")
+                has_id = np.fromiter((o is not None for o in ids), bool, len(ids))
+                okeys = list(zip(_column_values(df, "agent_id"), ids))
+                seen_o = self._seen_orders
+                keep &= np.fromiter(
+                    (not h or k not in seen_o for h, k in zip(has_id, okeys)), bool, len(df)
+                )
+                seen_o.update(k for k, h, ok in zip(okeys, has_id, keep) if h and ok)
+                obs = ~has_id
+                if obs.any():
+                    keep[obs] = self._fresh_observations(name, df[obs])
+            else:
+                keep = self._fresh_observations(name, df)
+            refused[name] = int((~keep).sum())
+            if refused[name]:
+                frames[name] = df[keep].reset_index(drop=True)
+        for name in TABLE_NAMES:
+            meta = counters.get(name) if isinstance(counters.get(name), Mapping) else {}
+            df = frames.get(name)
+            if name == "positions" or (df is None and not meta and not refused[name]):
+                continue
+            tb = self._t[name]
+            current = self.frame(name)  # moves pending rows into the parts first
+            with self._build_lock:
+                if df is None or not len(df):
+                    merged = current
+                else:
+                    merged = pd.concat([current, df], ignore_index=True) if len(current) else df
+                dropped = 0
+                if self.max_rows is not None and len(merged) > self.max_rows:
+                    dropped = len(merged) - self.max_rows
+                    merged = merged.iloc[dropped:].reset_index(drop=True)
+                with self._lock:
+                    tb.dropped += dropped + int(meta.get("dropped") or 0)
+                    tb.duplicates += int(meta.get("duplicates") or 0) + refused[name]
+                    if df is not None and len(df):
+                        tb.total += len(df)
+                        tb.version += 1
+                        self.version += 1
+                if df is not None and len(df):
+                    tb.cache = merged
+        # per-agent seq counters, registered in first-seen order
+        top: dict[str, int] = {}
+        for name, df in frames.items():
+            # (open positions repeat a position update's seq: they count only through it)
+            if len(df) and name != "positions":
+                for a, s in df.groupby("agent_id", observed=True, sort=False)["seq"].max().items():
+                    top[a] = max(top.get(a, -1), int(s))
+        with self._lock:
+            for a in order:
+                self._seq[a] = max(self._seq.get(a, -1), top.get(a, -1))
+        if "positions" in frames:
+            self._restore_open(frames["positions"])
+        return {n: c for n, c in refused.items() if c}
+
+    def _fresh_cycles(self, cyc: pd.DataFrame) -> tuple[np.ndarray, list]:
+        """Which cycle rows are new (the rule of :meth:`_decision`), and their keys."""
+        cycles = _column_values(cyc, "cycle")
+        stamps = _column_values(cyc, "timestamp")
+        keys = [
+            None if c == _NA_INT else (a, c, _fingerprint(r, t))
+            for a, c, r, t in zip(_column_values(cyc, "agent_id"), cycles,
+                                  _column_values(cyc, "ai_reasoning"), stamps)
+        ]
+        seen = self._seen_cycles
+        keep = np.fromiter((k is None or k not in seen for k in keys), bool, len(keys))
+        return keep, keys
+
+    def _fresh_observations(self, name: str, df: pd.DataFrame) -> np.ndarray:
+        """Which observation rows of table ``name`` are new; records the new ones.
+
+        Rows are checked against the rows held before, not against each other: a
+        whole table comes from one writer, which refused its duplicates already.
+        """
+        seen = self._seen[name]
+        recv = pd.DatetimeIndex(df["received_at"]).as_unit("ns").asi8
+        # per agent (missing agent included): the oldest and newest receive time here
+        codes, uniques = pd.factorize(df["agent_id"], use_na_sentinel=False)
+        span = pd.DataFrame({"a": codes, "r": recv}).groupby("a")["r"].agg(["min", "max"])
+        agents = [None if a is pd.NA or a is None or a != a else a for a in uniques]
+        first = dict(zip((agents[i] for i in span.index), span["min"].tolist()))
+        last = dict(zip((agents[i] for i in span.index), span["max"].tolist()))
+
+        def saw_all() -> None:
+            with self._lock:
+                for a, r in last.items():
+                    seen.saw(a, r)
+
+        if seen.keys is None:
+            # all after the newest row of their agent: nothing to compare with
+            if all(r > seen.newest.get(a, _NA_INT) for a, r in first.items()):
+                saw_all()
+                return np.ones(len(df), bool)
+            self._collect_keys(name)
+        keys = seen.keys
+        assert keys is not None
+        rows = _observation_keys(name, df)
+        keep = np.fromiter((k not in keys for k in rows), bool, len(rows))
+        with self._lock:
+            keys.update(k for k, ok in zip(rows, keep) if ok)
+        saw_all()
+        return keep
+
+    def _restore_open(self, positions: pd.DataFrame) -> None:
+        """Open positions from a ``positions`` table: an agent's rows replace its open
+        set when they were received after it (the rule of :meth:`_positions`)."""
+        ts = _column_values(positions, "timestamp")
+        recv = _column_values(positions, "received_at")
+        rows = positions.astype(object).where(positions.notna(), None).to_dict("records")
+        by_agent: dict[str, list] = {}
+        heads: dict[str, tuple] = {}
+        nan = _NAN
+        for i, r in enumerate(rows):
+            a = r["agent_id"]
+            if a is None:
+                continue
+            heads.setdefault(a, (recv[i], ts[i], int(r["seq"]), r["source"] or "parquet"))
+            by_agent.setdefault(a, []).append(
+                P.Position(
+                    r["symbol"], r["side"],
+                    nan if r["position_amt"] is None else float(r["position_amt"]),
+                    nan if r["entry_price"] is None else float(r["entry_price"]),
+                    nan if r["mark_price"] is None else float(r["mark_price"]),
+                    nan if r["unrealized_profit"] is None else float(r["unrealized_profit"]),
+                    nan if r["pnl_percentage"] is None else float(r["pnl_percentage"]),
+                    None if r["leverage"] is None else int(r["leverage"]),
+                    nan if r["liquidation_price"] is None else float(r["liquidation_price"]),
+                )
+            )
+        with self._lock:
+            for a, plist in by_agent.items():
+                recv_ns, ts_ns, seq, source = heads[a]
+                current = self._open.get(a)
+                if current is not None and recv_ns <= current[0] and ts_ns <= current[1]:
+                    continue  # (received at the same moment: the set held is that update)
+                self._open[a] = (recv_ns, ts_ns, seq, source, tuple(plist))
+            self._open_version += 1
+            self.version += 1
+
+    def _observed(self, name: str, agent_id: str, received_ns: int, e: Any, ts: int) -> bool:
+        """Record one observation row's identity; False when it was seen before.
+
+        Caller holds self._lock (and ran :meth:`_collect_keys` when the row came out
+        of receive order). Position updates are checked in :meth:`_positions`.
+        """
+        seen = self._seen[name]
+        if seen.keys is not None:
+            if name in ("account", "status", "performance"):
+                key: Any = (agent_id, received_ns, ts)
+            elif name == "closed_trades":
+                key = (agent_id, received_ns, ts, e.symbol, e.side, _t(e.open_time))
+            elif name == "insights":
+                key = (agent_id, received_ns, ts, e.insight_id)
+            elif name == "trades":  # only fills without an order id are observations
+                key = None if e.order_id is not None else (agent_id, received_ns, ts, e.symbol, e.side)
+            else:  # pragma: no cover - _EVENT_TABLE names only the tables above
+                raise AssertionError(name)
+            if not self._admit(seen, self._t[name], key):
+                return False
+        seen.saw(agent_id, received_ns)
+        return True
+
+    @staticmethod
+    def _admit(seen: _Seen, tb: _Table, key: Any) -> bool:
+        # caller holds self._lock
+        keys = seen.keys
+        if keys is None or key is None:
+            return True
+        if key in keys:
+            tb.duplicates += 1
+            return False
+        keys.add(key)
+        return True
+
+    def _collect_keys(self, name: str) -> None:
+        """Start keeping the identities of table ``name``'s rows, from the rows it holds.
+
+        Called by the writer, holding no lock, when a row arrives at or before the
+        newest receive time of its agent (another source overlapping this one).
+        """
+        df = self.frame(name)
+        if name == "trades":
+            df = df[df["order_id"].isna()]
+        keys = _KeySet(self._key_limit)
+        keys.update(_observation_keys(name, df))
+        with self._lock:
+            self._seen[name].keys = keys
+
+    def _positions(self, agent_id, event, ts, received_ns, seq, source) -> bool:
+        # caller holds self._lock; False when the update was seen before
+        tb = self._t["position_history"]
+        seen = self._seen["position_history"]
+        if event.positions and seen.keys is not None:
+            key = (agent_id, received_ns, ts)  # the update's rows come and go together
+            if key in seen.keys:
+                tb.duplicates += len(event.positions)
+                return False
+            seen.keys.add(key)
+        seen.saw(agent_id, received_ns)
         if event.positions:
             agent = tb.code(0, agent_id)
             src = tb.code(13, source)
@@ -791,6 +1357,13 @@ class Tables:
                         src,
                     )
                 )
+        # The newest update is the open set: one received before it and no newer by
+        # its own time (a merged source replaying older updates) only adds history
+        # rows. (Either time rising is enough: a receive clock stepped back does not
+        # freeze the open set while the server's times go on.)
+        current = self._open.get(agent_id)
+        if current is not None and received_ns < current[0] and ts <= current[1]:
+            return True
         # an empty update means the agent is flat: its open set empties
         open_now = tuple(p for p in event.positions if p.position_amt != 0.0)
         self._open[agent_id] = (received_ns, ts, seq, source, open_now)
@@ -800,6 +1373,7 @@ class Tables:
             self._last_snapshot[agent_id] = open_now
             if before is not None and agent_id not in self._reported_fills:
                 self._derive_fills(agent_id, before, open_now, ts, received_ns, seq)
+        return True
 
     def _derive_fills(self, agent_id, before, after, ts, received_ns, seq) -> None:
         """Estimated fills from two position snapshots, for servers that send none.
@@ -826,6 +1400,10 @@ class Tables:
             # a fill's side is its direction: growing a long buys, shrinking it sells
             grows = change > 0
             direction = key[1] if grows else ("short" if key[1] == "long" else "long")
+            seen = self._seen["trades"]
+            if seen.keys is not None:
+                seen.keys.add((agent_id, received_ns, ts, key[0], direction))
+            seen.saw(agent_id, received_ns)
             self._put_fill(
                 agent_id, ts, received_ns, seq, None, key[0], direction, abs(change),
                 marks[key[0]], ref.leverage, "estimated", "derived",
@@ -853,19 +1431,18 @@ class Tables:
 
     def _decision(self, agent_id, event, ts, received_ns, seq, source) -> bool:
         # caller holds self._lock
-        if event.cycle is not None:
-            key = (agent_id, event.cycle)
+        cycle = _i(event.cycle)
+        if cycle != _NA_INT:
             # A repeat is the same cycle with the same content (a resend after a
-            # reconnect, REST backfill overlapping live). The same number with other
-            # reasoning is a new decision: a restarted backend counts cycles from 1 again.
-            # (a hash, so remembered keys do not keep the reasoning text alive)
-            print_ = hash(event.ai_reasoning if event.ai_reasoning is not None else event.timestamp)
-            if self._seen_cycles.get(key, _UNSEEN) == print_:
+            # reconnect, REST backfill overlapping live, a merged export). The same
+            # number with other reasoning is a new decision: a restarted backend
+            # counts cycles from 1 again. (The rule of _IDENTITY.)
+            key = (agent_id, cycle, _fingerprint(event.ai_reasoning, ts))
+            if key in self._seen_cycles:
                 self._t["cycles"].duplicates += 1
                 self._t["decisions"].duplicates += len(event.decisions)
                 return False
-            self._seen_cycles.add(key, print_)
-        cycle = _i(event.cycle)
+            self._seen_cycles.add(key)
         tc = self._t["cycles"]
         tc.put(
             (
@@ -923,7 +1500,14 @@ class Tables:
             seq = self._seq.get(agent_id, -1)
         raw_text, mtype = _raw_text(raw)
         tb = self._t["errors"]
+        detail = str(detail)[:RAW_LIMIT]
+        seen = self._seen["errors"]
+        if seen.keys is None and not seen.in_order(agent_id, received_ns):
+            self._collect_keys("errors")
         with self._lock:
+            if not self._admit(seen, tb, (agent_id, received_ns, kind, detail)):
+                return
+            seen.saw(agent_id, received_ns)
             tb.put(
                 (
                     tb.code(0, agent_id),
@@ -931,7 +1515,7 @@ class Tables:
                     received_ns,
                     seq,
                     tb.code(4, kind),
-                    str(detail)[:RAW_LIMIT],
+                    detail,
                     raw_text,
                     tb.code(7, mtype),
                     tb.code(8, source),
@@ -946,7 +1530,13 @@ class Tables:
         if received_ns is None:
             received_ns = time.time_ns()
         tb = self._t["connections"]
+        seen = self._seen["connections"]
+        if seen.keys is None and not seen.in_order(agent_id, received_ns):
+            self._collect_keys("connections")
         with self._lock:
+            if not self._admit(seen, tb, (agent_id, received_ns, event, detail)):
+                return
+            seen.saw(agent_id, received_ns)
             tb.put(
                 (
                     tb.code(0, agent_id),
@@ -1177,6 +1767,14 @@ class Tables:
     def frames_seen(self) -> dict[str, int]:
         """Frames numbered so far per agent (every frame takes a ``seq``, rows or not)."""
         return {a: s + 1 for a, s in list(self._seq.items())}
+
+
+def _shift_seq(df: pd.DataFrame, offsets: dict[str, int]) -> pd.DataFrame:
+    if not len(df):
+        return df
+    add = df["agent_id"].map(offsets).fillna(0).astype("int64").to_numpy()
+    seq = df["seq"].to_numpy()
+    return df.assign(seq=np.where(seq >= 0, seq + add, seq))
 
 
 def _raw_text(raw: Any) -> tuple[str | None, str | None]:

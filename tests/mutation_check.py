@@ -56,7 +56,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "decision de-duplication off",
         "tables.py",
-        "            if self._seen_cycles.get(key, _UNSEEN) == print_:\n",
+        "            if key in self._seen_cycles:\n",
         "            if False:\n",
         ("test_tables.py::test_decision_dedupe_by_agent_and_cycle",),
         "a resent decision is stored twice",
@@ -68,6 +68,14 @@ MUTATIONS: list[Mutation] = [
         "                    if False:\n",
         ("test_tables.py::test_fill_dedupe_by_order_id",),
         "a resent trade_executed is stored twice",
+    ),
+    Mutation(
+        "merged sources not de-duplicated",
+        "tables.py",
+        "            if all(r > seen.newest.get(a, _NA_INT) for a, r in first.items()):\n",
+        "            if True:\n",
+        ("test_dedup.py::test_a_recording_and_its_own_export_give_each_row_once",),
+        "a recording merged with its own Parquet export keeps every row twice",
     ),
     Mutation(
         "drawdown peak wrong",

@@ -16,7 +16,7 @@ import pytest
 
 from roma_notebook import protocol as P
 from roma_notebook import tables as T
-from roma_notebook.loading import _inject
+
 from roma_notebook.parquet import read_export, to_parquet
 from roma_notebook.tables import Cursor, Tables
 from roma_notebook.views_series import AccountSeries
@@ -113,7 +113,7 @@ def test_rows_replaced_wholesale_reset_readers(tmp_path):
     for i in range(5):
         account(t, i)
     kept, cur = gather(t, "account", None, None)
-    _inject(t, frames, manifest["agents"], manifest["tables"])  # what load() does with an export
+    t.extend_frames(frames, agents=manifest["agents"], counters=manifest["tables"])  # what load() does with an export
     kept, cur = gather(t, "account", cur, kept)
     assert cur.reset
     pd.testing.assert_frame_equal(kept.reset_index(drop=True), t.frame("account"))
@@ -224,7 +224,7 @@ def test_account_series_tracks_time_going_backwards_until_dropped():
     s = AccountSeries(t)
     for i in range(50):
         account(t, i)
-    account(t, 50, ts=T0)  # a clock that stepped back
+    account(t, 50, ts=T0 + 1)  # a clock that stepped back (T0 itself would repeat row 0: a duplicate)
     s.update()
     assert not s.monotonic
     for i in range(51, 120):
@@ -247,7 +247,7 @@ def test_account_series_starts_over_when_rows_are_replaced(tmp_path):
         account(t, 100 + i)
     s = AccountSeries(t)
     s.update()
-    _inject(t, frames, manifest["agents"], manifest["tables"])
+    t.extend_frames(frames, agents=manifest["agents"], counters=manifest["tables"])
     assert s.update()
     x, bal, _, _ = expected_arrays(t)
     assert np.array_equal(s.balance, bal) and s.generation == 1

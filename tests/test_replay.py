@@ -430,3 +430,30 @@ def test_cli_refuses_bad_replay_arguments(capsys, tmp_path):
     assert "only to a replay" in capsys.readouterr().err
     assert main(["sim", "--port", "0", "--replay", str(SAMPLE), "--agents", "gpt-5,x"]) == 2
     assert "['x'] are not in the recording" in capsys.readouterr().err
+
+
+def test_load_and_replay_read_a_damaged_recording_the_same_way(tmp_path):
+    """One recording-line reader: the lines load() makes file errors rows of are the
+    lines a replay skips, for the same reasons."""
+    p = write_recording(tmp_path / "damaged.jsonl", [
+        HEADER,
+        line(T0, "a1", acct(T0, 100.0)),
+        "{this is not json",
+        "[1, 2]",
+        {"t": "soon", "agent": "a1", "frame": acct(T0, 1.0)},
+        {"t": 2**64, "agent": "a1", "frame": acct(T0, 1.0)},
+        {"t": T0 + SEC, "agent": "a2", "frame": "!!!", "binary": True},
+        {"t": T0 + SEC, "agent": 7, "connection": "disconnected"},
+        {"t": T0 + SEC, "agent": "a1", "something": "else"},
+        line(T0 + 2 * SEC, "a2", status(T0, "a2", 1)),
+    ], tail='{"t": 1, "agent": "a1", "fra')
+    rep = read_replay(p)
+    with pytest.warns(rn.LoadWarning):
+        rec = rn.load(p, progress=False)
+    err = rec.errors
+    why = [re.sub(r"^.*?: line \d+: ", "", d) for d in err.loc[err["kind"] == "file", "detail"]]
+    assert [re.sub(r"^line \d+: ", "", x) for x in rep.problems] == why[:-1] + ["torn last line (28 bytes)"]
+    assert rep.skipped == len(why) == 8
+    assert why[-1].endswith("torn last line (28 bytes)")
+    assert "outside the int64 nanosecond range" in why[3] and "base64" in why[4] and "connection line" in why[5]
+    assert rep.timelines["a2"] == [(2.0, status(T0, "a2", 1))] and len(rec.status) == 1

@@ -53,6 +53,8 @@ def test_every_source_has_the_same_api(sample, tmp_path):
             g = group.stats()
             assert (g["state"] == "live").all() and (g["messages"] > 0).all()
             assert (g["rate"] >= 0).all()
+            group.stop()  # the rows stop moving: a leaderboard and metrics see the same data
+            assert (group.stats()["state"] == "closed").all()
             lb = group.leaderboard(n_boot=50)
             _check_leaderboard(lb, group.metrics(n_boot=50))
             assert isinstance(stream.report(), Report)
