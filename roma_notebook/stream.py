@@ -434,8 +434,9 @@ class AgentStream(SourceAPI):
                 first = await recv()
             except ConnectionClosedOK:  # a normal close ends the read, as `async for` does
                 return
-            # Frames taken together share the time they were taken off the
-            # connection: each was received by then (docs/ARCHITECTURE.md).
+            # Frames taken together are stamped with the time they were taken off
+            # the connection (each was received by then), plus 1 ns per place in
+            # the burst: receive times stay unique and ordered (docs/ARCHITECTURE.md).
             now = time_ns()
             if queued is not None and queued[1]:
                 frames = [first]
@@ -465,11 +466,11 @@ class AgentStream(SourceAPI):
         else:
             results = self.tables.ingest_many(agent, frames, now)
             if rec is not None:
-                for frame, events in zip(frames, results):
+                for i, (frame, events) in enumerate(zip(frames, results)):
                     if events and events[0].kind == "server_error":
                         # the server's text may quote signed URLs: record it redacted
                         frame = P.encode_error(None, events[0].message)
-                    rec.write(agent, now, frame)
+                    rec.write(agent, now + i, frame)  # the receive time its rows have
             with_events = 0
             for events in results:
                 if events:

@@ -532,11 +532,13 @@ class Tables:
         source: str = "live",
         counts: dict[str | None, int] | None = None,
     ) -> list[tuple[P.Event, ...]] | None:
-        """:meth:`ingest` of several frames of one agent, received at ``received_ns``.
+        """:meth:`ingest` of several frames of one agent, taken together at ``received_ns``.
 
-        The same rows, errors and sequence numbers as :meth:`ingest` of each frame
-        in turn. Account updates, what streams send most, are appended a run of
-        consecutive frames at a time, column by column.
+        The same rows, errors and sequence numbers as :meth:`ingest` of frame ``i``
+        at ``received_ns + i``, in turn: one nanosecond per place keeps receive
+        times unique and in receive order, as a live stream's are (row identity,
+        see ``_IDENTITY``). Account updates, what streams send most, are appended
+        a run of consecutive frames at a time (:meth:`extend_account`).
 
         Args:
             counts: when given, the frames' events are counted into it instead of
@@ -555,19 +557,19 @@ class Tables:
         out: list[tuple[P.Event, ...]] = []
         kinds: dict[str, int] = {}  # events counted, when counting
         n_account = 0  # account updates that took parse_account, when counting
-        # row values of the account updates of frames run_seq, run_seq + 1, ...
+        # row values of the account updates of frames run_at, run_at + 1, ... of the burst
         run: list[tuple] = []
-        run_seq = 0
+        run_at = 0
         extend = self._extend_account_run
-        seq = self._seq.get(agent_id, -1)
+        first_seq = seq = self._seq.get(agent_id, -1) + 1
         try:
-            for frame in frames:
-                seq += 1
+            for i, frame in enumerate(frames):
+                seq = first_seq + i
                 if parse_account is not None:
                     values = parse_account(frame)
                     if values is not None:
                         if not run:
-                            run_seq = seq
+                            run_at = i
                         run.append(values)
                         n_account += 1
                         continue
@@ -575,23 +577,22 @@ class Tables:
                     events = parse(frame)
                 except ProtocolError as exc:
                     events = ()
-                    extend(agent_id, run, run_seq, received_ns, source)
+                    extend(agent_id, run, first_seq + run_at, received_ns + run_at, source)
                     self._seq[agent_id] = seq
-                    self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)
+                    self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns + i, seq=seq, source=source)
                 else:
-                    if len(events) == 1 and type(events[0]) is account:
-                        e = events[0]
+                    e = events[0] if len(events) == 1 else None
+                    # (an adjusted balance, only ever from the general path, needs append())
+                    if type(e) is account and e.adjusted_balance != e.adjusted_balance:
                         if not run:
-                            run_seq = seq
-                        run.append(
-                            (e.timestamp, e.total_balance, e.available_balance, e.unrealized_pnl,
-                             e.used_percentage, e.adjusted_balance)
-                        )
+                            run_at = i
+                        run.append((e.timestamp, e.total_balance, e.available_balance, e.unrealized_pnl,
+                                    e.used_percentage))
                     else:
-                        extend(agent_id, run, run_seq, received_ns, source)
+                        extend(agent_id, run, first_seq + run_at, received_ns + run_at, source)
                         self._seq[agent_id] = seq
                         for ev in events:
-                            self.append(agent_id, ev, received_ns, seq, source)
+                            self.append(agent_id, ev, received_ns + i, seq, source)
                 if counts is None:
                     out.append(events)
                 elif events:
@@ -600,8 +601,9 @@ class Tables:
                         kinds[ev.kind] = kinds.get(ev.kind, 0) + 1
         finally:
             # frames whose rows are in (or, on an exception, were taken) keep their numbers
-            self._seq[agent_id] = seq
-            extend(agent_id, run, run_seq, received_ns, source)
+            if frames:
+                self._seq[agent_id] = seq
+            extend(agent_id, run, first_seq + run_at, received_ns + run_at, source)
         if counts is None:
             return out
         if n_account:
@@ -612,48 +614,20 @@ class Tables:
         return None
 
     def _extend_account_run(
-        self, agent_id: str, run: list, first_seq: int, received_ns: int, source: str
+        self, agent_id: str, run: list, first_seq: int, first_received: int, source: str
     ) -> None:
-        # The rows append() makes of the account updates whose values are in
-        # ``run`` (frames first_seq, first_seq + 1, ...), a column at a time. Every
-        # column is converted before any is extended: a bad value leaves the table
-        # as it was. Empties ``run``.
+        # The account rows of ``run``: (timestamp, total, available, unrealized,
+        # used) of frames first_seq, first_seq + 1, ..., received first_received,
+        # first_received + 1, ... Empties ``run``.
         k = len(run)
         if not k:
             return
-        tb = self._t["account"]
-        codes = [col.typecode for col in tb.buf.cols]
-        if len(codes) != 10:  # pragma: no cover - the account columns changed: rows one by one
-            for i, v in enumerate(run):
-                self.append(agent_id, P.AccountUpdate(*v), received_ns, first_seq + i, source)
-            run.clear()
-            return
-        ts, total, available, upnl, used, adjusted = zip(*run)
+        ts, total, available, upnl, used = (list(c) for c in zip(*run))
         run.clear()
-        new = [
-            None,
-            array(codes[1], [received_ns if t is None or not _NA_INT < t < _INT64_END else t for t in ts]),
-            array(codes[2], [received_ns]) * k,
-            array(codes[3], range(first_seq, first_seq + k)),
-            array(codes[4], total),
-            array(codes[5], available),
-            array(codes[6], upnl),
-            array(codes[7], used),
-            array(codes[8], adjusted),
-            None,
-        ]
-        with self._lock:
-            new[0] = array(codes[0], [tb.code(0, agent_id)]) * k
-            new[9] = array(codes[9], [tb.code(9, source)]) * k
-            buf = tb.buf
-            for col, v in zip(buf.cols, new):
-                col.extend(v)
-            buf.n += k
-            tb.total += k
-            tb.version += k
-            if tb.max_rows is not None and buf.n > 2 * tb.max_rows:
-                tb.trim_pending()
-            self.version += k
+        self.extend_account(
+            [agent_id] * k, ts, list(range(first_received, first_received + k)),
+            list(range(first_seq, first_seq + k)), total, available, upnl, used, source,
+        )
 
     def append(
         self,

@@ -128,8 +128,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "account value in the wrong column, live",
         "tables.py",
-        "            array(codes[4], total),\n            array(codes[5], available),\n",
-        "            array(codes[4], available),\n            array(codes[5], total),\n",
+        "            list(range(first_seq, first_seq + k)), total, available, upnl, used, source,\n",
+        "            list(range(first_seq, first_seq + k)), available, total, upnl, used, source,\n",
         ("test_stream.py::test_all_message_types_land_with_the_values_the_simulator_sent",),
         "total and available balance swapped where a stream appends account updates a run at a time",
     ),
@@ -217,9 +217,9 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "a bad frame in a burst dropped silently",
         "tables.py",
-        "                    self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)\n",
+        "                    self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns + i, seq=seq, source=source)\n",
         "                    pass\n",
-        ("test_stream.py::test_a_burst_read_at_once_lands_whole_in_order_sharing_its_receive_time",),
+        ("test_stream.py::test_a_burst_read_at_once_lands_whole_in_order_stamped_when_taken",),
         "a frame that cannot be parsed, received with others, leaves no errors row",
     ),
     Mutation(
@@ -227,7 +227,7 @@ MUTATIONS: list[Mutation] = [
         "stream.py",
         "            append(f.data.decode())\n",
         "            f.data.decode()\n",
-        ("test_stream.py::test_a_burst_read_at_once_lands_whole_in_order_sharing_its_receive_time",),
+        ("test_stream.py::test_a_burst_read_at_once_lands_whole_in_order_stamped_when_taken",),
         "frames websockets had queued behind the one recv() returned never become rows",
     ),
     Mutation(

@@ -785,8 +785,8 @@ def test_ingest_many_makes_what_ingest_of_each_frame_makes(picks, sizes, max_row
     start = k = 0
     while start < len(frames):
         batch = frames[start : start + sizes[k % len(sizes)]]
-        received = R0 + k * 1_000
-        want += [one.ingest(AGENT, f, received) for f in batch]
+        received = R0 + k * 1_000  # frame j of the burst: received + j
+        want += [one.ingest(AGENT, f, received + j) for j, f in enumerate(batch)]
         got += many.ingest_many(AGENT, batch, received)
         assert counted.ingest_many(AGENT, batch, received, counts=counts) is None
         if max_rows is not None:  # memory stays bounded while nobody reads
