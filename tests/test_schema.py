@@ -107,17 +107,20 @@ def test_readme_check_fails_on_any_drift():
 def test_readme_check_fails_when_the_schema_gains_a_column(tmp_path):
     # A column added to schema.py and not to the README fails the README test: run it
     # against a copy of the package whose schema has one more column.
-    pkg = Path(schema.__file__).parent
+    import roma_notebook
+
+    pkg = Path(roma_notebook.__file__).parent
+    where = Path(schema.__file__).relative_to(pkg)  # the schema module inside the package
     copy = tmp_path / "roma_notebook"
     subprocess.run(["cp", "-r", str(pkg), str(copy)], check=True)
-    src = (copy / "schema.py").read_text(encoding="utf-8")
+    src = (copy / where).read_text(encoding="utf-8")
     planted = src.replace(
         '("n_decisions", "q", "number of decision items (decisions rows) in the cycle, count"),',
         '("n_decisions", "q", "number of decision items (decisions rows) in the cycle, count"),\n'
         '        ("planted", "f", "a column the README does not list"),',
     )
     assert planted != src
-    (copy / "schema.py").write_text(planted, encoding="utf-8")
+    (copy / where).write_text(planted, encoding="utf-8")
     tests = Path(__file__).parent
     code = (
         f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {str(tests)!r}]\n"
