@@ -82,8 +82,8 @@ async def bare_stages(url: str, n: int) -> dict[str, float]:
 def ours_stages(url: str, n: int) -> dict[str, float]:
     """rn.connect with timers around its stages (AgentStream._read's helpers)."""
     import roma_notebook as rn
-    from roma_notebook import stream
-    from roma_notebook.tables import Tables
+    from roma_notebook.live import stream
+    from roma_notebook.core.tables import Tables
 
     pc = time.perf_counter
     spent = {"taking queued frames": 0.0, "Tables.ingest_many (parse + append)": 0.0, "handling a burst": 0.0}

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from roma_notebook import protocol as P
-from roma_notebook.errors import ProtocolError, RomaError
+from roma_notebook.core import protocol as P
+from roma_notebook.core.errors import ProtocolError, RomaError
 
 # ------------------------------------------------------------------ seed examples
 # The JSON examples of the WebSocket API reference, verbatim (tests/data holds them;

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import roma_notebook as rn
-from roma_notebook import protocol as P
-from roma_notebook.simulator import Simulator
+from roma_notebook.core import protocol as P
+from roma_notebook.sim.simulator import Simulator
 
 from scripted_server import closed_port, wait_stream_done, wait_until
 

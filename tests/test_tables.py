@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from roma_notebook import protocol as P
-from roma_notebook import schema
-from roma_notebook.tables import RAW_LIMIT, TABLE_NAMES, Tables, empty_frame
+from roma_notebook.core import protocol as P
+from roma_notebook.core import schema
+from roma_notebook.core.tables import RAW_LIMIT, TABLE_NAMES, Tables, empty_frame
 
 from test_protocol import (  # tests/ is on sys.path under pytest
     NASTY,
@@ -681,8 +681,8 @@ def test_counts_while_the_writer_adds_agents():
 
 
 def test_dedupe_keys_are_bounded_with_max_rows():
-    from roma_notebook import protocol as P
-    from roma_notebook.tables import Tables
+    from roma_notebook.core import protocol as P
+    from roma_notebook.core.tables import Tables
 
     t = Tables(max_rows=1000)
     for c in range(25_000):
@@ -696,8 +696,8 @@ def test_dedupe_keys_are_bounded_with_max_rows():
 def test_a_reused_cycle_number_with_new_reasoning_is_a_new_decision():
     """A restarted backend counts cycles from 1 again: those are new decisions, while
     the same cycle with the same content (a resend) is a duplicate."""
-    from roma_notebook import protocol as P
-    from roma_notebook.tables import Tables
+    from roma_notebook.core import protocol as P
+    from roma_notebook.core.tables import Tables
 
     t = Tables()
     assert t.append("a", P.Decision(1, 1, "a", "before restart", ()), received_ns=1)

@@ -1,17 +1,17 @@
 """A seeded ROMA-01 server for notebooks, tests and benchmarks.
 
-:class:`Simulator` runs :class:`roma_notebook.market.World` on its own daemon
+:class:`Simulator` runs :class:`roma_notebook.sim.market.World` on its own daemon
 thread and asyncio loop and serves it with the ``websockets`` library only:
 ``process_request`` answers the REST GETs of ROMA-01 (``/api/agents``,
 ``/api/agents/{id}/account``, ...) and lets ``/ws/agents/{id}`` upgrade. Every
-frame is serialised by :mod:`roma_notebook.protocol`, so the server and the
+frame is serialised by :mod:`roma_notebook.core.protocol`, so the server and the
 client agree by construction.
 
 This module is the server (connections, tokens, byte budgets, dialect
 encoding, broken and error frames, recording of sent frames); what it serves
-comes from one :class:`~roma_notebook.sim_sources.FrameSource`: the seeded
-market (:class:`~roma_notebook.sim_sources.MarketSource`) or a recording
-(:class:`~roma_notebook.sim_sources.ReplaySource`).
+comes from one :class:`~roma_notebook.sim.sim_sources.FrameSource`: the seeded
+market (:class:`~roma_notebook.sim.sim_sources.MarketSource`) or a recording
+(:class:`~roma_notebook.sim.sim_sources.ReplaySource`).
 
 What a ``/ws/agents/{id}`` client receives (``dialect="documented"``):
 
@@ -40,7 +40,7 @@ REST in ``dialect="roma-current"`` is today's backend's (docs/roma01.md):
 OLDEST N points, ``trades`` newest first with P&L x leverage, and ``null`` for
 empty decision/position lists. The other dialects answer 404 on the new paths.
 ``store=PATH`` keeps PATH as that backend's SQLite store (see
-:mod:`roma_notebook.store_writer`), written every ``store_interval`` s and at stop.
+:mod:`roma_notebook.sim.store_writer`), written every ``store_interval`` s and at stop.
 
 In both real-backend dialects the server, like the real handler under uvicorn,
 never reads application messages: the first data frame a client sends makes it
@@ -61,7 +61,7 @@ frames as fast as possible on connect), :meth:`Simulator.sent_frames`,
 :meth:`Simulator.disconnect_all`, :meth:`Simulator.set_running`.
 
 Replay: ``Simulator(replay="session.jsonl.gz", speed=10)`` serves a recording
-(see :mod:`roma_notebook.replay`) instead of the simulated market. The agents
+(see :mod:`roma_notebook.sim.replay`) instead of the simulated market. The agents
 are the recording's; their frames go out verbatim (bad frames included) on one
 shared timeline that starts when the simulator starts (or at :meth:`Simulator.play`
 with ``paused=True``), spaced by the recorded receive-time gaps divided by
@@ -108,12 +108,12 @@ from websockets.frames import DATA_OPCODES, CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from . import protocol
+from ..core import protocol
 from .market import World
 from .replay import Replay, read_replay
 from .sim_sources import FrameSource, Item, MarketSource, ReplaySource, replay_agents
-from .times import to_ns, zone
-from .urls import RedactingLogger, redact
+from ..core.times import to_ns, zone
+from ..core.urls import RedactingLogger, redact
 
 __all__ = ["Simulator", "DIALECTS", "MALFORMED_KINDS"]
 
@@ -122,7 +122,7 @@ log = logging.getLogger("roma_notebook.simulator")
 DIALECTS = protocol.DIALECTS
 
 #: What ``malformed_every`` sends, in rotation; the names are the
-#: :class:`~roma_notebook.errors.ProtocolError` kinds a client should report.
+#: :class:`~roma_notebook.core.errors.ProtocolError` kinds a client should report.
 MALFORMED_KINDS = ("not_json", "bad_field", "unknown_type", "not_object")
 
 # Frames sent back to back before yielding to the loop, so one fast client
@@ -288,7 +288,7 @@ class Simulator:
             this many real seconds gets the client dropped.
         compression: ``None`` (default, fastest) or ``"deflate"``.
         replay: a recording (path of a ``.jsonl``/``.jsonl.gz`` file, or a
-            :class:`~roma_notebook.replay.Replay`) to serve instead of the
+            :class:`~roma_notebook.sim.replay.Replay`) to serve instead of the
             simulated market (see the module docs). The market-only arguments
             (``seed``, ``dialect``, ``cycle_minutes``, ``malformed_every``,
             ``firehose``, ``snapshot_interval``, ``clock``, ``start_time``,
@@ -300,7 +300,7 @@ class Simulator:
         paused: replay only: do not start the timeline until :meth:`play`
             (lets clients connect first and receive every frame).
         store: path of a SQLite file to keep as the current ROMA-01 backend's
-            store (``data/roma_trading.db``, see :mod:`roma_notebook.store_writer`):
+            store (``data/roma_trading.db``, see :mod:`roma_notebook.sim.store_writer`):
             created with the backend's schema, then what happened is written every
             ``store_interval`` real seconds (one short transaction) and once more
             at :meth:`stop`. ``rn.load(path)`` reads it, also while it runs.
@@ -357,7 +357,7 @@ class Simulator:
     ):
         if isinstance(agents, str):
             agents = (agents,)
-        #: the :class:`~roma_notebook.replay.Replay` served, or None (simulated market)
+        #: the :class:`~roma_notebook.sim.replay.Replay` served, or None (simulated market)
         self.replay: Replay | None = None
         if replay is not None:
             _check_replay_args(locals())
@@ -634,7 +634,7 @@ class Simulator:
 
     def query(self, fn: Callable[[World], T], timeout: float = 10.0) -> T:
         """Run ``fn(world)`` on the simulator thread and return its result; the
-        safe way to peek at :class:`~roma_notebook.market.World` state.
+        safe way to peek at :class:`~roma_notebook.sim.market.World` state.
 
         Example:
             >>> with Simulator(["gpt-5"]) as sim:

@@ -1,7 +1,7 @@
 """Recordings as replayable timelines, for ``Simulator(replay=...)``.
 
 :func:`read_replay` reads a recording written by
-:class:`~roma_notebook.recording.Recorder` (``.jsonl`` or ``.jsonl.gz``, several
+:class:`~roma_notebook.store.recording.Recorder` (``.jsonl`` or ``.jsonl.gz``, several
 headers allowed) into a :class:`Replay`: per agent, the frames it received with
 their offsets in recording seconds since the recording's first frame. Lines
 are read by the same tolerant reader :func:`roma_notebook.load` uses, so a torn
@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import unquote
 
-from . import protocol
-from .errors import ProtocolError
-from .recording_reader import NotARecording, RecordingLines, last_line, read_header, read_line
+from ..core import protocol
+from ..core.errors import ProtocolError
+from ..store.recording_reader import NotARecording, RecordingLines, last_line, read_header, read_line
 
 __all__ = ["Replay", "ReplayPlayer", "read_replay", "frame_kind", "REPLAY_NOT_AVAILABLE"]
 
@@ -66,7 +66,7 @@ def frame_kind(frame: str | bytes) -> str | None:
         ``"account_update"``, ``"position_update"``, ``"decision"``,
         ``"trade_executed"``, ``"agent_status"``, ``"performance"``, ``"pong"``,
         ``"snapshot"`` (the real backend's typeless message), or None when
-        :func:`roma_notebook.protocol.parse` rejects it.
+        :func:`roma_notebook.core.protocol.parse` rejects it.
 
     Example:
         >>> frame_kind('{"type": "pong"}'), frame_kind('{"type": "account_update"')

@@ -1,7 +1,7 @@
 """Seeded market, indicators, agents and exchange behind the bundled simulator.
 
 Pure simulation: no I/O, no asyncio, no wall clock. :class:`World` advances in
-fixed simulated ticks and returns :mod:`roma_notebook.protocol` events; the
+fixed simulated ticks and returns :mod:`roma_notebook.core.protocol` events; the
 simulator server only decides *when* to call :meth:`World.step` and how to ship
 the events. Because every random draw comes from a seeded ``random.Random``
 (one for the market, one per agent) and time is simulated, the same seed and
@@ -72,9 +72,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Iterable, Sequence
 
-from .roma_formulas import PERFORMANCE_FIELDS, performance_stats
-from .times import NS, iso_naive, to_ns  # public names of this module too
-from .protocol import (
+from ..analysis.roma_formulas import PERFORMANCE_FIELDS, performance_stats
+from ..core.times import NS, iso_naive, to_ns  # public names of this module too
+from ..core.protocol import (
     AccountUpdate,
     AgentStatus,
     ClosedTrade,
@@ -928,7 +928,7 @@ def performance(
     time_ns: int | None = None,
 ) -> Performance:
     """ROMA-01's performance metrics over the last ``lookback`` closed trades, as a
-    ``Performance`` event: :func:`roma_notebook.roma_formulas.performance_stats` (the one
+    ``Performance`` event: :func:`roma_notebook.analysis.roma_formulas.performance_stats` (the one
     copy of the backend's formulas) over their ``pnl_usdt``.
 
     ``lookback <= 0`` means all trades.

@@ -16,7 +16,7 @@ from typing import Iterable
 __all__ = ["sample_recording", "make_sample_recording", "SAMPLE_AGENTS"]
 
 SAMPLE_AGENTS = ("deepseek-chat-v3.1", "qwen3-max", "claude-sonnet-4.5", "gpt-5")
-_SAMPLE = Path(__file__).parent / "data" / "sample_session.jsonl.gz"
+_SAMPLE = Path(__file__).parent.parent / "data" / "sample_session.jsonl.gz"
 
 
 def sample_recording() -> Path:
@@ -37,10 +37,10 @@ def make_sample_recording(
 ) -> Path:
     """Record a seeded simulator session (how the bundled sample was made).
 
-    Run ``python -m roma_notebook.samples`` to rebuild the bundled file.
+    Run ``python -m roma_notebook.store.samples`` to rebuild the bundled file.
     """
-    from .simulator import Simulator
-    from .stream import connect
+    from ..sim.simulator import Simulator
+    from ..live.stream import connect
 
     agents = tuple(agents)
     path = Path(path)

@@ -6,7 +6,7 @@ or ``Z`` (the documented protocol), zone-less ISO text (ROMA-01's logs and REST,
 in the backend host's local time; the library reads zone-less text as UTC unless told
 the zone) and the naive local ``YYYY-MM-DD HH:MM:SS.ffffff`` of the current backend's
 SQLite store. Display formatting (``HH:MM:SS`` in a table cell) is in
-:mod:`roma_notebook.formatting`.
+:mod:`roma_notebook.views.formatting`.
 
 Example:
     >>> parse_time("2025-11-02T10:30:00Z") == to_ns("2025-11-02T10:30:00Z")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import protocol as P
-from .errors import ProtocolError, RomaError
+from ..core import protocol as P
+from ..core.errors import ProtocolError, RomaError
 from .rest import get_json
 
 __all__ = ["fetch_backfill", "BACKFILL_LIMITS"]

@@ -2,7 +2,7 @@
 
 The current ROMA-01 backend keeps its history in ``data/roma_trading.db``: seven
 tables whose declared types, text formats and quirks docs/roma01.md describes.
-:func:`write_store` writes a :class:`~roma_notebook.market.World`'s history in
+:func:`write_store` writes a :class:`~roma_notebook.sim.market.World`'s history in
 exactly that form, so ``rn.load("roma_trading.db")`` can be tried and tested
 without a real backend; :class:`StoreWriter` does it incrementally (the
 simulator's ``store=`` option uses it to keep a store up to date while it runs).
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .market import World
-from .times import NS, local_text, zone  # public names of this module too
+from ..core.times import NS, local_text, zone  # public names of this module too
 
 __all__ = ["SCHEMA", "StoreWriter", "InsightBook", "write_store", "local_text", "zone"]
 
@@ -308,7 +308,7 @@ class InsightBook:
 
 
 def _ns_of(text: str) -> int:
-    from .times import parse_time
+    from ..core.times import parse_time
 
     ns = parse_time(text)
     assert ns is not None, text
@@ -316,7 +316,7 @@ def _ns_of(text: str) -> int:
 
 
 class StoreWriter:
-    """Keeps a ROMA-01 SQLite store in step with a :class:`~roma_notebook.market.World`.
+    """Keeps a ROMA-01 SQLite store in step with a :class:`~roma_notebook.sim.market.World`.
 
     :meth:`collect` (on the thread that advances the world) turns what happened
     since the last call into rows; :meth:`write` (any thread) inserts them in
@@ -489,7 +489,7 @@ def write_store(
 
     Args:
         path: the ``.db`` file to create (must not exist).
-        world: a :class:`~roma_notebook.market.World` to write as it is; None
+        world: a :class:`~roma_notebook.sim.market.World` to write as it is; None
             simulates one (``agents``, ``seed``, ``start_time``,
             ``cycle_minutes``) until every agent has run ``cycles`` cycles.
         tz: the zone of the simulated backend host (naive local times).

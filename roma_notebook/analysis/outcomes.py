@@ -15,7 +15,7 @@ Conventions:
   (``trades.source == "derived"``) are used too, and said so in ``fill_source``.
 * **P&L.** The round trip the decision opened (``open_*``: the one whose ``open_time``
   is the first fill's time) or closed (``close_*``: whose ``close_time`` is), from
-  ``closed_trades`` or, for agents without them, from :func:`~roma_notebook.analytics.
+  ``closed_trades`` or, for agents without them, from :func:`~roma_notebook.analysis.analytics.
   round_trips` of the fills. Without a fill the decision's own time is matched, within
   ``tolerance``. ``pnl_usdt`` is the source's figure (ROMA-01 logs count leverage twice
   in it: :func:`roma_notebook.audit` says when). A round trip shows on both its

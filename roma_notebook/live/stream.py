@@ -2,7 +2,7 @@
 
 Every stream runs as one task on the shared background loop (:mod:`.loop`), so a
 cell that blocks never stops ingest. The task reads frames, records them when
-asked, hands them to the stream's :class:`~roma_notebook.tables.Tables` (the only
+asked, hands them to the stream's :class:`~roma_notebook.core.tables.Tables` (the only
 writer) and reconnects with exponential backoff and full jitter. Fatal closes
 (unknown agent, rejected token) stop it and are raised from the next
 :meth:`AgentStream.wait_for`.
@@ -32,11 +32,11 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from . import loop as bgloop
-from . import protocol as P
-from .errors import AgentNotFound, AuthenticationError, ConnectionFailed, RomaError
-from .source_api import SourceAPI
-from .tables import Tables
-from .urls import RedactingLogger, redact, redact_text, split_agent_url, ws_url
+from ..core import protocol as P
+from ..core.errors import AgentNotFound, AuthenticationError, ConnectionFailed, RomaError
+from ..source_api import SourceAPI
+from ..core.tables import Tables
+from ..core.urls import RedactingLogger, redact, redact_text, split_agent_url, ws_url
 
 __all__ = ["AgentStream", "StreamGroup", "connect", "STATES", "EVENT_KINDS"]
 
@@ -125,7 +125,7 @@ class AgentStream(SourceAPI):
     Attributes:
         agent_id: the agent this stream follows.
         url: the WebSocket URL, with any token redacted.
-        tables: the :class:`~roma_notebook.tables.Tables` this stream fills.
+        tables: the :class:`~roma_notebook.core.tables.Tables` this stream fills.
     """
 
     def __init__(
@@ -743,11 +743,11 @@ class AgentStream(SourceAPI):
     def record(self, path: Any) -> Any:
         """Start recording every received frame to ``path`` (JSON Lines, gzip if .gz).
 
-        ``path`` may also be an open :class:`~roma_notebook.recording.Recorder`, which
+        ``path`` may also be an open :class:`~roma_notebook.store.recording.Recorder`, which
         the stream then shares and does not close (a group records into one file).
         Returns the Recorder.
         """
-        from .recording import Recorder
+        from ..store.recording import Recorder
 
         if isinstance(path, Recorder):
             rec, owns = path, False
@@ -766,7 +766,7 @@ class AgentStream(SourceAPI):
 
     def dashboard(self, **kw: Any) -> Any:
         """A live ipywidgets/plotly dashboard of this stream."""
-        from .dashboard import Dashboard
+        from ..views.dashboard import Dashboard
 
         return Dashboard(self, **kw)
 
@@ -959,7 +959,7 @@ class StreamGroup(SourceAPI):
 
     def dashboard(self, **kw: Any) -> Any:
         """A live comparison dashboard of all agents."""
-        from .dashboard import GroupDashboard
+        from ..views.dashboard import GroupDashboard
 
         return GroupDashboard(self, **kw)
 
@@ -1029,7 +1029,7 @@ def connect(
     recorder = None
     try:
         if record_to is not None:
-            from .recording import Recorder
+            from ..store.recording import Recorder
 
             # one file for the group: every line names its agent
             recorder = Recorder(record_to, url=redact(base), agent_ids=ids)

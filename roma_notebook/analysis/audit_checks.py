@@ -18,7 +18,7 @@ account_identity           ``used_percentage`` ≠ (total − available) / total
                            account's ``unrealized_pnl`` ≠ the sum of its positions'
                            ``unrealized_profit`` in the same snapshot
 performance_order          the backend's ``performance`` block vs the same formulas
-                           (:func:`~roma_notebook.analytics.roma_performance`) over the
+                           (:func:`~roma_notebook.analysis.analytics.roma_performance`) over the
                            last 20 trades in time order (Q1: it describes the oldest 20)
 naive_local_time           rows stamped later than they were received (or than now): a
                            zone-less local time read as UTC (Q6)
@@ -36,7 +36,7 @@ from checks its data cannot support.
 
 Example:
     >>> import roma_notebook as rn
-    >>> from roma_notebook.audit_checks import audit
+    >>> from roma_notebook.analysis.audit_checks import audit
     >>> audit({}).empty
     True
 """

@@ -16,10 +16,10 @@ tables (``rn.load("roma_trading.db")`` calls it):
 - ``analysis_insights`` -> ``insights``.
 
 Every record goes through the same readers as REST and log files
-(:func:`~roma_notebook.protocol.decision_record_events`,
-:func:`~roma_notebook.protocol.equity_point_event`,
-:func:`~roma_notebook.protocol.closed_trade_from_dict`,
-:func:`~roma_notebook.protocol.insight_from_dict`); rows are appended in time
+(:func:`~roma_notebook.core.protocol.decision_record_events`,
+:func:`~roma_notebook.core.protocol.equity_point_event`,
+:func:`~roma_notebook.core.protocol.closed_trade_from_dict`,
+:func:`~roma_notebook.core.protocol.insight_from_dict`); rows are appended in time
 order (the time columns, never the ids, which are not in time order).
 
 Safe beside a running backend: the file is opened read-only (``mode=ro``) with a
@@ -48,10 +48,10 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
-from . import protocol as P
-from .errors import ProtocolError, RomaError
-from .times import epoch_ns, zone
-from .tables import Tables
+from ..core import protocol as P
+from ..core.errors import ProtocolError, RomaError
+from ..core.times import epoch_ns, zone
+from ..core.tables import Tables
 
 __all__ = [
     "load_store",
@@ -375,7 +375,7 @@ def load_store(
         ValueError: an unknown ``tz`` or an unusable ``since``/``until``.
 
     Example:
-        >>> from roma_notebook.tables import Tables
+        >>> from roma_notebook.core.tables import Tables
         >>> t = Tables()
         >>> info = load_store("roma_trading.db", t, tz="Europe/Berlin")  # doctest: +SKIP
         >>> t.frame("cycles").groupby("agent_id").size()  # doctest: +SKIP

@@ -544,7 +544,7 @@ class Tables:
             counts: when given, the frames' events are counted into it instead of
                 returned (``counts[kind] += 1`` per event, ``counts[None] += 1`` per
                 frame with events, once every row is in), and account updates never
-                become event objects (:func:`~roma_notebook.protocol.parse_account`):
+                become event objects (:func:`~roma_notebook.core.protocol.parse_account`):
                 a live stream with no callback and no recording needs no more.
 
         Returns:
@@ -795,7 +795,7 @@ class Tables:
     ) -> None:
         """Append many ``account`` rows at once, column by column.
 
-        The same rows as :meth:`append` of one :class:`~roma_notebook.protocol.AccountUpdate`
+        The same rows as :meth:`append` of one :class:`~roma_notebook.core.protocol.AccountUpdate`
         per index (``adjusted_balance`` NaN), at a fraction of the cost: a loader
         collects a block's account updates and hands them over in one call.
         Sequence numbers come from :meth:`next_seq`, as for any frame. All lists
@@ -900,9 +900,9 @@ class Tables:
         """Append many ``position_update`` messages at once.
 
         The same rows and open positions as :meth:`append` of one
-        :class:`~roma_notebook.protocol.PositionUpdate` (``snapshot=False``) per
+        :class:`~roma_notebook.core.protocol.PositionUpdate` (``snapshot=False``) per
         index, whose positions are ``positions[i]``: tuples of the
-        :class:`~roma_notebook.protocol.Position` fields in order (side lower-case).
+        :class:`~roma_notebook.core.protocol.Position` fields in order (side lower-case).
         Rows that arrive out of receive order, or with ``max_rows``, take
         :meth:`append` one update at a time (the same result).
 
@@ -990,7 +990,7 @@ class Tables:
         """Append many documented ``agent_status`` messages at once.
 
         The same rows as :meth:`append` of one
-        :class:`~roma_notebook.protocol.AgentStatus` per index (no ``name``,
+        :class:`~roma_notebook.core.protocol.AgentStatus` per index (no ``name``,
         ``runtime_minutes`` NaN, as the documented message gives them). Rows out of
         receive order, or with ``max_rows``, take :meth:`append` one at a time.
 

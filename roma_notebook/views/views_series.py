@@ -11,7 +11,7 @@ numpy arrays travel as binary comm buffers, whereas datetimes would be turned in
 lists of strings (ten times the bytes and a slow Python loop).
 
 Example:
-    >>> from roma_notebook.tables import Tables
+    >>> from roma_notebook.core.tables import Tables
     >>> from roma_notebook import protocol as P
     >>> t = Tables()
     >>> for i in range(5):
@@ -97,7 +97,7 @@ class AccountSeries:
     """The account history of one ``Tables`` as numpy arrays, grown by incremental reads.
 
     Each :meth:`update` takes only the rows appended since the last one
-    (:meth:`Tables.read_since <roma_notebook.tables.Tables.read_since>`) and
+    (:meth:`Tables.read_since <roma_notebook.core.tables.Tables.read_since>`) and
     appends them to arrays that grow by doubling, so a refresh costs the new
     rows whatever the length of the history.
 
@@ -249,7 +249,7 @@ def chart_xy(
         offset: absolute row number of row 0 (keeps decimation buckets aligned).
         max_points: point budget per trace.
         sel: a slice or boolean mask from :func:`window_slice` (None: all rows).
-        cache: a :class:`~roma_notebook.decimate.MinMaxCache` kept per series, so
+        cache: a :class:`~roma_notebook.views.decimate.MinMaxCache` kept per series, so
             a refresh only scans the rows that arrived since the last one.
         generation: the series' :attr:`AccountSeries.generation` (cache validity).
     """

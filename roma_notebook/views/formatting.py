@@ -2,7 +2,7 @@
 
 The dashboard's HTML parts, its chart markers and the report's tables all format
 through here, so a balance, a missing value or a long call reads and is coloured the
-same everywhere. Parsing times is :mod:`roma_notebook.times`.
+same everywhere. Parsing times is :mod:`roma_notebook.core.times`.
 
 Example:
     >>> fmt_num(12345.678), fmt_num(float("nan")), fmt_num(3, 0, sign=True)

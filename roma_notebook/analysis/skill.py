@@ -7,7 +7,7 @@ with a plain verdict (``"A beats B at 95 %"`` or ``"not distinguishable"``).
 How (so that the numbers can be checked by hand):
 
 * **Returns.** Every agent's account value (``account.total_balance``, the gross value;
-  see :func:`roma_notebook.analytics.equity`) is sampled on one common grid every
+  see :func:`roma_notebook.analysis.analytics.equity`) is sampled on one common grid every
   ``period`` (the last value at or before each instant), starting at the latest first
   update among the agents, so that return ``k`` of every agent covers the same hour.
   When updates are sparser than ``period`` the grid is coarsened to cover the median
@@ -228,7 +228,7 @@ def ratio_intervals(
 ) -> dict[str, Any]:
     """Sharpe and Sortino of one return series with block-bootstrap intervals.
 
-    What :func:`roma_notebook.analytics.metrics` reports per agent. Below
+    What :func:`roma_notebook.analysis.analytics.metrics` reports per agent. Below
     ``min_periods`` returns every ratio is NaN and ``note`` says why.
 
     Args:
@@ -403,7 +403,7 @@ def compare(
 
     Metrics: ``"return"`` (compounded, percent), ``"sharpe"`` and ``"sortino"``
     (annualised with the grid's period, the formulas of
-    :func:`~roma_notebook.analytics.metrics`), ``"max_drawdown"`` (percent below the
+    :func:`~roma_notebook.analysis.analytics.metrics`), ``"max_drawdown"`` (percent below the
     running peak of the sampled curve; lower is better) and ``"win_rate"`` (fraction of
     closed trades with P&L > 0, trades resampled per agent).
 

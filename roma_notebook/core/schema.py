@@ -1,6 +1,6 @@
 """Every table's columns, dtypes and meanings, in one place.
 
-This module is the one declaration of the tables :class:`~roma_notebook.tables.Tables`
+This module is the one declaration of the tables :class:`~roma_notebook.core.tables.Tables`
 fills: their names, their columns in order, each column's dtype and what it means
 (with its unit). Everything else derives from it: the writer's buffers, empty
 frames, Parquet export and import, dask reads, analytics' normalisation, the tests

@@ -39,7 +39,7 @@ Re-exporting into an existing export replaces it (written to a temporary sibling
 then swapped in); a non-empty folder that is not an export is never touched.
 
 Example:
-    >>> import tempfile, roma_notebook.tables as T
+    >>> import tempfile, roma_notebook.core.tables as T
     >>> t = T.Tables()
     >>> _ = t.ingest("a", '{"type":"account_update","timestamp":"2025-11-02T10:30:00Z",'
     ...   '"data":{"total_balance":10050.25,"available_balance":8525.0}}', 1762079400000000000)
@@ -65,8 +65,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import TABLE_NAMES, empty_frame
-from .tables import Tables
+from ..core.schema import TABLE_NAMES, empty_frame
+from ..core.tables import Tables
 
 __all__ = [
     "to_parquet",
@@ -188,7 +188,7 @@ def to_parquet(source: Any, directory: Any, *, partition_by_date: bool = True) -
     """Write every table as a hive-partitioned Parquet dataset under ``directory``.
 
     Args:
-        source: a :class:`~roma_notebook.tables.Tables`, or anything with the table
+        source: a :class:`~roma_notebook.core.tables.Tables`, or anything with the table
             properties (``AgentStream``, ``StreamGroup``, ``Recording``).
         directory: output folder; created, or replaced when it already holds an
             export. A non-empty folder that is not an export raises ValueError.
@@ -203,7 +203,7 @@ def to_parquet(source: Any, directory: Any, *, partition_by_date: bool = True) -
         ValueError: ``directory`` is a file, or a folder with other content.
 
     Example:
-        >>> import tempfile, roma_notebook.tables as T
+        >>> import tempfile, roma_notebook.core.tables as T
         >>> out = to_parquet(T.Tables(), tempfile.mkdtemp() + "/empty")
         >>> sorted(p.name for p in out.iterdir() if not p.name.startswith("_"))[:3]   # _* is bookkeeping
         ['account', 'closed_trades', 'connections']
@@ -301,8 +301,7 @@ def _source_url(source: Any) -> str | None:
 
 def _library_version() -> str:
     try:
-        from . import __version__
-
+        from .. import __version__
         return str(__version__)
     except Exception:  # pragma: no cover
         return "unknown"

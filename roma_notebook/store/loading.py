@@ -2,13 +2,13 @@
 
 :func:`load` accepts:
 
-- a recording written by :class:`~roma_notebook.recording.Recorder` (``.jsonl``,
+- a recording written by :class:`~roma_notebook.store.recording.Recorder` (``.jsonl``,
   ``.jsonl.gz``): its raw frames are replayed through the same
-  :meth:`Tables.ingest <roma_notebook.tables.Tables.ingest>` a live stream uses
+  :meth:`Tables.ingest <roma_notebook.core.tables.Tables.ingest>` a live stream uses
   (``source="live"``, as they were received), so the DataFrames equal the live
   ones, bad frames included. A torn last line (a crash mid-write) or a truncated gzip tail gives
   at most one ``errors`` row, never an exception;
-- a Parquet export folder written by :func:`roma_notebook.parquet.to_parquet`
+- a Parquet export folder written by :func:`roma_notebook.store.parquet.to_parquet`
   (rows, dtypes and row order come back exactly);
 - a real ROMA-01 ``logs/decisions`` folder: one agent's folder
   (``decision_YYYYMMDD_HHMMSS_cycle{N}.json``, ``trade_history.json``,
@@ -16,11 +16,11 @@
   (``source="log"``);
 - the current ROMA-01 backend's SQLite store (``data/roma_trading.db``, any
   ``.db``/``.sqlite`` file, or the backend folder holding it), read-only, every
-  agent (``source="store"``; see :mod:`roma_notebook.roma_store` and the ``tz``,
+  agent (``source="store"``; see :mod:`roma_notebook.store.roma_store` and the ``tz``,
   ``agents``, ``since``, ``until`` arguments);
 - a folder of recordings, a glob pattern, or a list of any of these (merged into
   one set of tables; a row two inputs share is kept once, see
-  :meth:`Tables.extend_frames <roma_notebook.tables.Tables.extend_frames>`).
+  :meth:`Tables.extend_frames <roma_notebook.core.tables.Tables.extend_frames>`).
 
 A corrupt or truncated file becomes one ``errors`` row (kind ``file``, detail
 naming the file); the rest still loads.
@@ -64,13 +64,13 @@ from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
-from . import protocol as P
-from .errors import ProtocolError
+from ..core import protocol as P
+from ..core.errors import ProtocolError
 from .recording import RECORDING_FORMAT
 from .recording_reader import _NS_MAX, _NS_MIN, NotARecording, RecordingLines, last_line, read_header, read_line
-from .schema import TABLE_NAMES
-from .source_api import SourceAPI
-from .tables import Tables
+from ..core.schema import TABLE_NAMES
+from ..source_api import SourceAPI
+from ..core.tables import Tables
 
 __all__ = ["load", "Recording", "ACCEPTED_FORMATS", "LoadWarning"]
 
@@ -100,7 +100,7 @@ class Recording(SourceAPI):
     """Tables loaded from files, with the same table properties as a live stream.
 
     Attributes:
-        tables: the :class:`~roma_notebook.tables.Tables` holding the rows.
+        tables: the :class:`~roma_notebook.core.tables.Tables` holding the rows.
         paths: the files and folders it was loaded from.
         url: server URL of the (first) recording header, without any token; None
             for exports and logs.
@@ -136,7 +136,7 @@ class Recording(SourceAPI):
     # -- the DESIGN.md table properties come from TableProperties
 
     def frame(self, name: str) -> pd.DataFrame:
-        """The DataFrame of table ``name`` (one of ``roma_notebook.schema.TABLE_NAMES``)."""
+        """The DataFrame of table ``name`` (one of ``roma_notebook.core.schema.TABLE_NAMES``)."""
         return self.tables.frame(name)
 
     _frame = frame
@@ -187,14 +187,14 @@ class Recording(SourceAPI):
         ]
 
     def dashboard(self, **kw: Any) -> Any:
-        """The live dashboards' look, static: one agent's :class:`~roma_notebook.dashboard.Dashboard`,
+        """The live dashboards' look, static: one agent's :class:`~roma_notebook.views.dashboard.Dashboard`,
         or for several agents the comparison view with a drill-down per agent."""
         agents = self.agent_ids
         if len(agents) <= 1:
-            from .dashboard import Dashboard
+            from ..views.dashboard import Dashboard
 
             return Dashboard(self, **kw)
-        from .dashboard import GroupDashboard
+        from ..views.dashboard import GroupDashboard
 
         return GroupDashboard(_RecordedGroup(self), **kw)
 
@@ -530,10 +530,10 @@ def load(
             rows with ``since <= time < until`` (filtered in SQL; zone-less
             values are UTC).
         timeout: SQLite stores only: seconds to wait for a writer's lock before
-            :class:`~roma_notebook.roma_store.StoreLocked`.
+            :class:`~roma_notebook.store.roma_store.StoreLocked`.
         engine: ``"pandas"`` (default) reads everything into memory; ``"dask"`` opens
             one Parquet export lazily as a
-            :class:`~roma_notebook.dask_tables.DaskRecording` whose tables are dask
+            :class:`~roma_notebook.store.dask_tables.DaskRecording` whose tables are dask
             DataFrames (for data bigger than memory; needs dask).
 
     Returns:
@@ -544,7 +544,7 @@ def load(
         FileNotFoundError: a path does not exist (or a pattern matches nothing).
         ValueError: a path is not in a format ``load`` reads (the message lists
             them), or a recording/export was written by a newer version;
-            :class:`~roma_notebook.roma_store.StoreError` (a ValueError) for a
+            :class:`~roma_notebook.store.roma_store.StoreError` (a ValueError) for a
             SQLite file that is corrupt or of another schema.
         TypeError: ``path_or_paths`` is not a path or a list of paths.
 

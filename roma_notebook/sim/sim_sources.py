@@ -1,14 +1,14 @@
 """What the simulator serves: the seeded market or a recording, behind one interface.
 
-:class:`~roma_notebook.simulator.Simulator` is the server (sockets, REST routing,
+:class:`~roma_notebook.sim.simulator.Simulator` is the server (sockets, REST routing,
 tokens, byte budgets, dialect encoding, recording of sent frames) and drives one
 :class:`FrameSource`: :class:`MarketSource` (a seeded
-:class:`~roma_notebook.market.World`, its decision cycles and the SQLite store
-of :mod:`roma_notebook.store_writer`) or :class:`ReplaySource` (a recording,
-through :class:`~roma_notebook.replay.ReplayPlayer`).
+:class:`~roma_notebook.sim.market.World`, its decision cycles and the SQLite store
+of :mod:`roma_notebook.sim.store_writer`) or :class:`ReplaySource` (a recording,
+through :class:`~roma_notebook.sim.replay.ReplayPlayer`).
 
 A source hands the server *items*: a protocol event (a frozen dataclass of
-:mod:`roma_notebook.protocol`), which the server encodes in its dialect, or a
+:mod:`roma_notebook.core.protocol`), which the server encodes in its dialect, or a
 frame (``str``/``bytes``), which the server sends verbatim. It never touches a
 socket and runs only on the simulator's loop thread.
 """
@@ -24,10 +24,10 @@ import time
 from typing import Any, Callable, Sequence, TypeVar
 from urllib.parse import unquote
 
-from . import protocol
+from ..core import protocol
 from .market import SPECS, SYMBOLS, World
 from .replay import Replay, ReplayPlayer
-from .times import NS, iso_naive
+from ..core.times import NS, iso_naive
 
 __all__ = ["FrameSource", "MarketSource", "ReplaySource", "Item", "Emit"]
 
@@ -156,7 +156,7 @@ class FrameSource:
 
 
 class MarketSource(FrameSource):
-    """A seeded :class:`~roma_notebook.market.World` advanced in fixed ticks of simulated time.
+    """A seeded :class:`~roma_notebook.sim.market.World` advanced in fixed ticks of simulated time.
 
     Values are deterministic: the same arguments give the same events whatever
     the host's load; only *when* they are due depends on the wall clock. At most
@@ -460,7 +460,7 @@ def _analytics(trades: list, recent: list[dict]) -> dict:
 
 
 class ReplaySource(FrameSource):
-    """A recording's frames, verbatim, on one timeline (see :class:`~roma_notebook.replay.ReplayPlayer`).
+    """A recording's frames, verbatim, on one timeline (see :class:`~roma_notebook.sim.replay.ReplayPlayer`).
 
     Args:
         replay: what to play.

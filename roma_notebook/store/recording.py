@@ -119,8 +119,7 @@ def _now_iso() -> str:
 def _library_version() -> str:
     # Imported late: the package root imports this module's users, not the reverse.
     try:
-        from . import __version__
-
+        from .. import __version__
         return str(__version__)
     except Exception:  # pragma: no cover - partial installs
         return "unknown"

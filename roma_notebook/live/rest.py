@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
-from .errors import AgentNotFound, AuthenticationError, ConnectionFailed
-from .urls import http_base, redact_text
+from ..core.errors import AgentNotFound, AuthenticationError, ConnectionFailed
+from ..core.urls import http_base, redact_text
 
 __all__ = ["get_json", "agents", "insights", "agent_analytics", "EndpointNotFound"]
 
@@ -145,8 +145,8 @@ def insights(url: str = "http://localhost:8000", agent_id: str | None = None, *,
     """
     from urllib.parse import quote
 
-    from . import protocol as P
-    from .tables import Tables
+    from ..core import protocol as P
+    from ..core.tables import Tables
 
     if agent_id is None:
         path = "/api/insights/global"

@@ -2,7 +2,7 @@
 
 Live views must keep moving while a notebook cell blocks, so they cannot run on
 the kernel's own event loop (it freezes while a cell runs, then bursts). They run
-as one asyncio task on :func:`roma_notebook.loop.background_loop` instead, and
+as one asyncio task on :func:`roma_notebook.live.loop.background_loop` instead, and
 widget updates sent from that thread reach the browser (measured in JupyterLab 4 /
 ipykernel 7; tests/test_dashboard_browser.py checks it in a real browser).
 
@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Callable
 
-from .loop import background_loop, in_loop_thread
+from ..live.loop import background_loop, in_loop_thread
 
 __all__ = ["RenderScheduler"]
 

@@ -9,7 +9,7 @@ NaN values, never an exception.
 :func:`metrics`, :func:`equity`, :func:`drawdown`, :func:`round_trips` and
 :func:`roma_performance` also take a dask export (``rn.load(export, engine="dask")``) or a
 dict of dask DataFrames: they then run per agent, in parallel, on dask's scheduler, with
-the same code (see :mod:`roma_notebook.dask_tables`).
+the same code (see :mod:`roma_notebook.store.dask_tables`).
 
 Conventions used throughout (also stated in each docstring):
 
@@ -24,7 +24,7 @@ Conventions used throughout (also stated in each docstring):
 
 Example:
     >>> import roma_notebook as rn
-    >>> from roma_notebook.analytics import metrics, report
+    >>> from roma_notebook.analysis.analytics import metrics, report
     >>> rec = rn.load("session.jsonl.gz")                      # doctest: +SKIP
     >>> metrics(rec)[["return_pct", "sharpe", "win_rate"]]      # doctest: +SKIP
     >>> report(rec)                                            # doctest: +SKIP
@@ -40,11 +40,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .dask_tables import per_agent_on_dask
-from .formatting import cell_text
+from ..store.dask_tables import per_agent_on_dask
+from ..views.formatting import cell_text
 from .roma_formulas import performance_stats
-from .schema import UTC as _UTC
-from .schema import dtypes
+from ..core.schema import UTC as _UTC
+from ..core.schema import dtypes
 
 __all__ = [
     "metrics",
@@ -429,7 +429,7 @@ def _sharpe_sortino_rows(r: np.ndarray, ppy: float) -> tuple[np.ndarray, np.ndar
     """Annualised Sharpe and Sortino of each row of ``r`` (NaN entries are skipped).
 
     The one place these formulas live: :func:`metrics` applies it to one series, the
-    bootstrap of :mod:`roma_notebook.skill` to thousands of resampled rows at once.
+    bootstrap of :mod:`roma_notebook.analysis.skill` to thousands of resampled rows at once.
     ``sharpe = mean / std(ddof=1) * sqrt(ppy)``; ``sortino = mean / sqrt(mean(min(r,
     0)**2)) * sqrt(ppy)`` (downside deviation with a 0 target over all periods). NaN with
     fewer than 2 returns or zero volatility; Sortino is inf with no losing period and a
@@ -602,9 +602,9 @@ def metrics(
     for hourly; crypto trades all year). ``n_periods`` is the number of returns behind
     the ratios, and ``sharpe_low``/``sharpe_high``, ``sortino_low``/``sortino_high`` their
     ``level`` interval from a circular block bootstrap (see
-    :func:`roma_notebook.skill.ratio_intervals`; deterministic for ``seed``). With
+    :func:`roma_notebook.analysis.skill.ratio_intervals`; deterministic for ``seed``). With
     fewer than ``min_periods`` returns (default
-    :data:`roma_notebook.skill.MIN_PERIODS` = 30: ten hours of hourly returns say
+    :data:`roma_notebook.analysis.skill.MIN_PERIODS` = 30: ten hours of hourly returns say
     next to nothing about a year) the ratios and their intervals are NaN and ``note``
     says why; NaN with zero volatility; ``sortino`` is inf when no period lost money
     and the mean is positive.
@@ -626,7 +626,7 @@ def metrics(
         period: Sampling period of the equity curve for Sharpe/Sortino.
         lookback: Trades used for the ``roma_*`` columns (ROMA-01 default 20); None = all.
         min_periods: Fewest returns behind a ratio (default
-            :data:`~roma_notebook.skill.MIN_PERIODS`).
+            :data:`~roma_notebook.analysis.skill.MIN_PERIODS`).
         n_boot: Bootstrap resamples for the ratio intervals.
         level: Confidence level of the intervals.
         seed: Seed of the bootstrap.
@@ -1015,7 +1015,7 @@ class Report:
             source that do not add up, see :func:`roma_notebook.audit`) DataFrames.
         figures: ``equity`` and ``drawdown`` as ``plotly.graph_objects.Figure`` (not
             widgets), so they render under nbconvert and can be shown one by one.
-        comparison: The :class:`~roma_notebook.skill.Comparison` behind ``skill``
+        comparison: The :class:`~roma_notebook.analysis.skill.Comparison` behind ``skill``
             (``report.comparison.figure`` is its forest plot), or None.
         include_plotlyjs: How ``_repr_html_`` embeds plotly.js (see :func:`report`).
 

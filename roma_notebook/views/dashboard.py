@@ -1,28 +1,28 @@
 """Live Jupyter dashboards of one agent (:class:`Dashboard`) or a group (:class:`GroupDashboard`).
 
-A dashboard reads a source's :class:`~roma_notebook.tables.Tables` and pushes
+A dashboard reads a source's :class:`~roma_notebook.core.tables.Tables` and pushes
 changes to widgets from the shared background loop, so it keeps moving while
 other cells run. Design points, each measured (see
 ``benchmarks/bench_dashboard.py``):
 
 - One ``go.FigureWidget`` per dashboard, with subplots: each costs seconds to
   create cold, so it is built once and afterwards only its data changes.
-- One render scheduler (:class:`~roma_notebook.render_scheduler.RenderScheduler`)
+- One render scheduler (:class:`~roma_notebook.views.render_scheduler.RenderScheduler`)
   ticks at most ``fps`` times a second and refreshes only when ``tables.version``
   (or a control) changed. A refresh sends one ``fig.batch_update()`` and holds
   the other widgets' sync, so a burst of 1,000 messages costs one frame.
 - Histories longer than ``max_points`` are min/max-decimated
-  (:mod:`roma_notebook.decimate`) before they reach the browser: spikes survive
+  (:mod:`roma_notebook.views.decimate`) before they reach the browser: spikes survive
   and a million rows ship as at most ``max_points`` points per trace.
 - Zooming or panning re-decimates the visible range from the full history on the
-  next frame (:mod:`roma_notebook.zoom`); a double-click returns to the overview.
+  next frame (:mod:`roma_notebook.views.zoom`); a double-click returns to the overview.
 - Tables and feeds are ``ipywidgets.HTML`` strings (one message per change); the
   background thread never prints and never uses ``with output:``.
 - Nothing raises into the kernel: a failing refresh is caught, counted
   (``refresh_errors``) and shown in the status strip.
 
 Example:
-    >>> from roma_notebook.tables import Tables
+    >>> from roma_notebook.core.tables import Tables
     >>> class Source:                      # anything with .tables works (a stream, a recording)
     ...     agent_id, tables = "demo", Tables()
     >>> d = Dashboard(Source(), fps=2)
@@ -1175,7 +1175,7 @@ class GroupDashboard(_ViewBase):
         now = time.monotonic()
         if cache is None or (cache[0] != key and now - cache[1] >= self.SKILL_EVERY):
             try:
-                from .skill import compare  # lazy: only dashboards that show agents need it
+                from ..analysis.skill import compare  # lazy: only dashboards that show agents need it
 
                 acc = [s.tables.frame("account") for s in streams.values()]
                 comp = compare({"account": pd.concat(acc, ignore_index=True) if acc else None},

@@ -1,7 +1,7 @@
 """Past one machine: Parquet exports as dask DataFrames, analytics per agent on dask.
 
 ``rn.load(export, engine="dask")`` gives a :class:`DaskRecording`: the same table
-properties as a :class:`~roma_notebook.loading.Recording`, each a lazy dask
+properties as a :class:`~roma_notebook.store.loading.Recording`, each a lazy dask
 DataFrame over the export's hive-partitioned files (nothing is read until
 something is computed). The analytics decorated with :func:`per_agent_on_dask`
 (``rn.metrics``, ``rn.equity``, ``rn.drawdown``, ``rn.round_trips``,
@@ -33,8 +33,8 @@ from urllib.parse import quote, unquote
 
 import pandas as pd
 
-from .schema import TABLE_COLUMNS, TABLE_NAMES, empty_frame
-from .tables import TableProperties
+from ..core.schema import TABLE_COLUMNS, TABLE_NAMES, empty_frame
+from ..core.tables import TableProperties
 
 __all__ = ["DaskRecording", "load_dask", "per_agent_on_dask", "is_dask_source"]
 

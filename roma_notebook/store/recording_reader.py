@@ -1,11 +1,11 @@
 """Reading recordings line by line: one reader for :func:`roma_notebook.load` and
-:mod:`roma_notebook.replay`, so a damaged file means the same to both.
+:mod:`roma_notebook.sim.replay`, so a damaged file means the same to both.
 
 :class:`RecordingLines` turns a (possibly gzip, multi-member, truncated) file into
 complete text lines, a block at a time; :func:`read_line` says what one line holds
 (a frame, the header, a connection event, or why it is unusable);
 :func:`read_header` checks a header. No pandas: the simulator's replay imports this.
-The format is written by :class:`roma_notebook.recording.Recorder`.
+The format is written by :class:`roma_notebook.store.recording.Recorder`.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class _Blocks:
 class RecordingLines:
     """Complete text lines of a recording, one list per decompressed block.
 
-    The loader and :mod:`roma_notebook.replay` both read recordings through this
+    The loader and :mod:`roma_notebook.sim.replay` both read recordings through this
     (and :func:`read_line`), so a damaged file means the same to both. Lines come without their newline;
     after iteration ``tail`` holds the bytes after the last newline (a torn or
     unterminated last line, possibly empty) and ``problem`` any gzip damage.
