@@ -34,8 +34,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import pandas as pd  # noqa: E402
 
-from roma_notebook import protocol as P  # noqa: E402
-from roma_notebook.tables import Tables  # noqa: E402
+from roma_notebook.core import protocol as P  # noqa: E402
+from roma_notebook.core.tables import Tables  # noqa: E402
 
 AGENT = "deepseek-chat-v3.1"
 CLOCK = time.process_time  # rates: CPU seconds of this single-threaded process

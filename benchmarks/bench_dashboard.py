@@ -4,14 +4,14 @@ Run: ``python benchmarks/bench_dashboard.py [--rows 1000000] [--refreshes 40]``
 
 What it measures, and how:
 
-- *Python time per refresh*: a :class:`~roma_notebook.dashboard.Dashboard` over a
+- *Python time per refresh*: a :class:`~roma_notebook.views.dashboard.Dashboard` over a
   ``Tables`` holding ``--rows`` account rows; before each refresh 250 new rows
   arrive (1,000 msg/s at the default 4 fps), then ``refresh()`` is timed. The part
   spent reading tables (``Tables.frame`` / ``Tables.read_since``, owned by
   ``tables.py``) is reported separately from the view's own work.
 - *before/after, in one run*: the same refresh on a second, identically filled
   ``Tables`` whose dashboard re-reads the whole account table on every refresh
-  (what :class:`~roma_notebook.views_series.AccountSeries` did before incremental
+  (what :class:`~roma_notebook.views.views_series.AccountSeries` did before incremental
   reads: ``Tables.frame`` joins the history with the new rows each time). The two
   dashboards take turns, refresh by refresh, so machine noise hits both alike.
 - *bytes per refresh*: every comm message the widgets send is captured by a
@@ -55,10 +55,10 @@ class _RecordingComm(BaseComm):
 
 comm.create_comm = lambda *a, **k: _RecordingComm(*a, **k)
 
-from roma_notebook import protocol as P  # noqa: E402
-from roma_notebook.dashboard import Dashboard  # noqa: E402
-from roma_notebook.tables import Tables  # noqa: E402
-from roma_notebook.views_series import AccountSeries  # noqa: E402
+from roma_notebook.core import protocol as P  # noqa: E402
+from roma_notebook.views.dashboard import Dashboard  # noqa: E402
+from roma_notebook.core.tables import Tables  # noqa: E402
+from roma_notebook.views.views_series import AccountSeries  # noqa: E402
 
 T0 = 1_750_000_000 * 10**9
 SEC = 10**9

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 import roma_notebook as rn  # noqa: E402
-from roma_notebook import protocol as P  # noqa: E402
-from roma_notebook.tables import Tables  # noqa: E402
+from roma_notebook.core import protocol as P  # noqa: E402
+from roma_notebook.core.tables import Tables  # noqa: E402
 
 T0 = 1_750_000_000 * 10**9
 SEC = 10**9

@@ -35,11 +35,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import roma_notebook.protocol as P  # noqa: E402
-from roma_notebook.loading import load  # noqa: E402
-from roma_notebook.parquet import to_parquet  # noqa: E402
-from roma_notebook.recording import Recorder  # noqa: E402
-from roma_notebook.tables import TABLE_NAMES, Tables  # noqa: E402
+import roma_notebook.core.protocol as P  # noqa: E402
+from roma_notebook.store.loading import load  # noqa: E402
+from roma_notebook.store.parquet import to_parquet  # noqa: E402
+from roma_notebook.store.recording import Recorder  # noqa: E402
+from roma_notebook.core.tables import TABLE_NAMES, Tables  # noqa: E402
 
 __all__ = ["make_frames", "main"]
 

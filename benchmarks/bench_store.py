@@ -1,6 +1,6 @@
 """Benchmark: rn.load of a ROMA-01 SQLite store vs pandas ``read_sql`` of the same query.
 
-Builds a store with the current backend's schema (``roma_notebook.store_writer.SCHEMA``)
+Builds a store with the current backend's schema (``roma_notebook.sim.store_writer.SCHEMA``)
 holding N ``decision_logs`` rows of six agents (a cycle every 3 minutes each,
 ~300-character reasoning, one to three decision items as the backend stores
 them, positions on one row in four, NULL otherwise, a few ids out of time
@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 
-from roma_notebook.loading import load  # noqa: E402
-from roma_notebook.store_writer import SCHEMA, local_text, zone  # noqa: E402
+from roma_notebook.store.loading import load  # noqa: E402
+from roma_notebook.sim.store_writer import SCHEMA, local_text, zone  # noqa: E402
 
 __all__ = ["make_store", "main", "QUERY"]
 

@@ -16,7 +16,7 @@ import time
 
 from websockets.asyncio.server import serve
 
-from roma_notebook import protocol as P
+from roma_notebook.core import protocol as P
 
 
 def frame(i: int, ts_ns: int | None) -> str:

@@ -13,7 +13,10 @@ starts with the first stream, plotly/ipywidgets with the first dashboard.
 """
 
 import logging as _logging
+import sys as _sys
+from importlib import abc as _abc
 from importlib import import_module as _import_module
+from importlib import util as _util
 from typing import Any as _Any
 
 from ._version import __version__
@@ -26,49 +29,87 @@ _logging.getLogger("roma_notebook").addHandler(_logging.NullHandler())
 #: No module may share a public name: importing it would set the package attribute
 #: to the module, hiding the function of that name.
 _EXPORTS = {
-    "RomaError": "errors",
-    "ProtocolError": "errors",
-    "ConnectionFailed": "errors",
-    "AgentNotFound": "errors",
-    "AuthenticationError": "errors",
-    "connect": "stream",
-    "AgentStream": "stream",
-    "StreamGroup": "stream",
-    "agents": "rest",
-    "insights": "rest",
-    "agent_analytics": "rest",
-    "StoreError": "roma_store",
-    "StoreLocked": "roma_store",
-    "Simulator": "simulator",
-    "load": "loading",
-    "Recording": "loading",
-    "LoadWarning": "loading",
-    "sample_recording": "samples",
-    "metrics": "analytics",
-    "report": "analytics",
-    "equity": "analytics",
-    "drawdown": "analytics",
-    "round_trips": "analytics",
-    "action_mix": "analytics",
-    "hold_rate": "analytics",
-    "decision_fills": "analytics",
-    "pnl_by": "analytics",
-    "compare": "skill",
-    "Comparison": "skill",
-    "decision_outcomes": "outcomes",
-    "calibration": "outcomes",
-    "audit": "audit_checks",
+    "RomaError": "core.errors",
+    "ProtocolError": "core.errors",
+    "ConnectionFailed": "core.errors",
+    "AgentNotFound": "core.errors",
+    "AuthenticationError": "core.errors",
+    "connect": "live.stream",
+    "AgentStream": "live.stream",
+    "StreamGroup": "live.stream",
+    "agents": "live.rest",
+    "insights": "live.rest",
+    "agent_analytics": "live.rest",
+    "StoreError": "store.roma_store",
+    "StoreLocked": "store.roma_store",
+    "Simulator": "sim.simulator",
+    "load": "store.loading",
+    "Recording": "store.loading",
+    "LoadWarning": "store.loading",
+    "sample_recording": "store.samples",
+    "metrics": "analysis.analytics",
+    "report": "analysis.analytics",
+    "equity": "analysis.analytics",
+    "drawdown": "analysis.analytics",
+    "round_trips": "analysis.analytics",
+    "action_mix": "analysis.analytics",
+    "hold_rate": "analysis.analytics",
+    "decision_fills": "analysis.analytics",
+    "pnl_by": "analysis.analytics",
+    "compare": "analysis.skill",
+    "Comparison": "analysis.skill",
+    "decision_outcomes": "analysis.outcomes",
+    "calibration": "analysis.outcomes",
+    "audit": "analysis.audit_checks",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
+
+#: the layer subpackage of every module (docs/ARCHITECTURE.md). In 0.1 the package
+#: was flat: ``roma_notebook.tables`` and the like still import, as the same module
+#: object as ``roma_notebook.core.tables`` (see :class:`_FlatNames`).
+_LAYER = {
+    name: layer
+    for layer, names in {
+        "core": ("errors", "urls", "times", "protocol", "schema", "tables"),
+        "live": ("loop", "stream", "rest", "backfill"),
+        "store": ("recording", "recording_reader", "loading", "parquet", "roma_store", "dask_tables", "samples"),
+        "analysis": ("analytics", "skill", "outcomes", "audit_checks", "roma_formulas"),
+        "views": ("dashboard", "render_scheduler", "views_series", "views_html", "formatting", "zoom", "decimate"),
+        "sim": ("simulator", "sim_sources", "market", "replay", "store_writer"),
+    }.items()
+    for name in names
+}
+
+
+class _FlatNames(_abc.MetaPathFinder, _abc.Loader):
+    """Imports ``roma_notebook.<module>`` (the flat names of 0.1) as the module of its layer."""
+
+    def find_spec(self, fullname: str, path: _Any = None, target: _Any = None) -> _Any:
+        head, _, name = fullname.rpartition(".")
+        if head != __name__ or name not in _LAYER:
+            return None
+        return _util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: _Any) -> _Any:
+        name = spec.name.rpartition(".")[2]
+        return _import_module(f"{__name__}.{_LAYER[name]}.{name}")
+
+    def exec_module(self, module: _Any) -> None:
+        pass  # the layer module ran already
+
+
+if not any(isinstance(f, _FlatNames) for f in _sys.meta_path):
+    _sys.meta_path.append(_FlatNames())
 
 
 def __getattr__(name: str) -> _Any:
     module = _EXPORTS.get(name)
     if module is None:
-        # a submodule (rn.protocol, rn.analytics, ...) as after an eager import
+        # a submodule (rn.core, rn.analytics, ...) as after an eager import
         try:
-            return _import_module(f"{__name__}.{name}")
+            return _import_module(f"{__name__}.{_LAYER[name]}.{name}" if name in _LAYER
+                                  else f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
             if exc.name != f"{__name__}.{name}":
                 raise

@@ -88,12 +88,12 @@ def add_sim_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_sim(args: argparse.Namespace) -> int:
-    """Serve a :class:`~roma_notebook.simulator.Simulator` until Ctrl-C/SIGTERM.
+    """Serve a :class:`~roma_notebook.sim.simulator.Simulator` until Ctrl-C/SIGTERM.
 
     Prints the WebSocket base URL on stdout as the first line (``--port 0``
     users parse it), logs one line per connection on stderr.
     """
-    from .simulator import Simulator  # lazy: keep `--help` fast
+    from .sim.simulator import Simulator  # lazy: keep `--help` fast
 
     # None: the Simulator's default agents, or with --replay the recording's
     agents = None if args.agents is None else [a.strip() for a in args.agents.split(",") if a.strip()]
@@ -222,7 +222,7 @@ def run_record(args: argparse.Namespace) -> int:
     """
     import time
 
-    from .stream import connect
+    from .live.stream import connect
 
     agents = [a.strip() for a in str(args.agents).split(",") if a.strip()]
     if not agents:
@@ -293,8 +293,8 @@ def run_export(args: argparse.Namespace) -> int:
     """Load the inputs (merged) and write them as a hive-partitioned Parquet export."""
     from pathlib import Path
 
-    from .loading import load
-    from .parquet import to_parquet
+    from .store.loading import load
+    from .store.parquet import to_parquet
 
     if Path(args.outdir).resolve() in {Path(i).resolve() for i in args.inputs}:
         print("roma-notebook export: OUTDIR must differ from the inputs", file=sys.stderr)
@@ -404,7 +404,7 @@ def run_lab(args: argparse.Namespace) -> int:
         f.unlink()
     sim = None
     if not args.no_sim:
-        from .simulator import Simulator
+        from .sim.simulator import Simulator
 
         agents = [a.strip() for a in args.agents.split(",") if a.strip()]
         sim = Simulator(agents, seed=args.seed, speed=args.speed).start()

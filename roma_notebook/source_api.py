@@ -1,7 +1,7 @@
 """The quant API every source shares: a live stream, a group of them, a recording.
 
 ``AgentStream``, ``StreamGroup`` and ``Recording`` all serve the same tables (see
-:class:`~roma_notebook.tables.TableProperties`) and, through :class:`SourceAPI`, the
+:class:`~roma_notebook.core.tables.TableProperties`) and, through :class:`SourceAPI`, the
 same methods with the same result types: ``metrics()``, ``leaderboard()`` (a ranked
 projection of the metrics), ``stats()`` (a DataFrame, one row per agent), ``report()``,
 ``dashboard()`` and ``to_parquet()``. A source only says how to describe its agents'
@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from .tables import TableProperties
+from .core.tables import TableProperties
 
 __all__ = ["SourceAPI", "STATS_COLUMNS", "stats_frame"]
 
@@ -78,26 +78,26 @@ class SourceAPI(TableProperties):
         return stats_frame(self._stats_rows())
 
     def metrics(self, **kw: Any) -> pd.DataFrame:
-        """Performance metrics, one row per agent (:func:`roma_notebook.analytics.metrics`)."""
-        from .analytics import metrics  # lazy: analytics is not needed to stream
+        """Performance metrics, one row per agent (:func:`roma_notebook.analysis.analytics.metrics`)."""
+        from .analysis.analytics import metrics  # lazy: analytics is not needed to stream
 
         return metrics(self, **kw)
 
     def leaderboard(self, *, by: str = "return_pct", **kw: Any) -> pd.DataFrame:
-        """Agents ranked by ``by`` (:func:`roma_notebook.analytics.leaderboard`)."""
-        from .analytics import leaderboard
+        """Agents ranked by ``by`` (:func:`roma_notebook.analysis.analytics.leaderboard`)."""
+        from .analysis.analytics import leaderboard
 
         return leaderboard(self, by=by, **kw)
 
     def report(self, **kw: Any) -> Any:
-        """Metrics, charts, skill and audit in one output (:func:`roma_notebook.analytics.report`)."""
-        from .analytics import report
+        """Metrics, charts, skill and audit in one output (:func:`roma_notebook.analysis.analytics.report`)."""
+        from .analysis.analytics import report
 
         return report(self, **kw)
 
     def to_parquet(self, directory: Any, **kw: Any) -> Any:
-        """Export every table as hive-partitioned Parquet (:func:`roma_notebook.parquet.to_parquet`)."""
-        from .parquet import to_parquet
+        """Export every table as hive-partitioned Parquet (:func:`roma_notebook.store.parquet.to_parquet`)."""
+        from .store.parquet import to_parquet
 
         return to_parquet(self, directory, **kw)
 

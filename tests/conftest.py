@@ -5,9 +5,9 @@ leaves a connection, a thread or a child process behind that can slow or break
 later tests (and hides the same bug in the fixtures users copy). At the end of
 the session this fixture fails the run, naming what was left:
 
-- an :class:`~roma_notebook.stream.AgentStream` whose connection task still runs
+- an :class:`~roma_notebook.live.stream.AgentStream` whose connection task still runs
   (found with ``gc``: a running task holds its stream, so none escapes);
-- a :class:`~roma_notebook.simulator.Simulator` still running;
+- a :class:`~roma_notebook.sim.simulator.Simulator` still running;
 - a task still pending on the library's background loop (streams, views);
 - a thread started during the session still alive (the library's one background
   loop thread and its executor's workers excepted: they stay by design, idle);
@@ -56,7 +56,7 @@ def _children() -> list[str]:
 
 
 def _pending_loop_tasks() -> list[str]:
-    from roma_notebook import loop as bgloop
+    from roma_notebook.live import loop as bgloop
 
     loop = bgloop._loop
     if loop is None or loop.is_closed() or bgloop._thread is None or not bgloop._thread.is_alive():
@@ -71,8 +71,8 @@ def _pending_loop_tasks() -> list[str]:
 
 def leftovers(threads_before: set[threading.Thread]) -> list[str]:
     """Everything still running that the session started."""
-    from roma_notebook.simulator import Simulator
-    from roma_notebook.stream import AgentStream
+    from roma_notebook.sim.simulator import Simulator
+    from roma_notebook.live.stream import AgentStream
 
     found: list[str] = []
     gc.collect()

@@ -55,7 +55,7 @@ class Mutation:
 MUTATIONS: list[Mutation] = [
     Mutation(
         "decision de-duplication off",
-        "tables.py",
+        "core/tables.py",
         "            if key in self._seen_cycles:\n",
         "            if False:\n",
         ("test_tables.py::test_decision_dedupe_by_agent_and_cycle",),
@@ -63,7 +63,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "fill de-duplication off",
-        "tables.py",
+        "core/tables.py",
         "                    if key in self._seen_orders:\n",
         "                    if False:\n",
         ("test_tables.py::test_fill_dedupe_by_order_id",),
@@ -71,7 +71,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "merged sources not de-duplicated",
-        "tables.py",
+        "core/tables.py",
         "            if all(r > seen.newest.get(a, _NA_INT) for a, r in first.items()):\n",
         "            if True:\n",
         ("test_dedup.py::test_a_recording_and_its_own_export_give_each_row_once",),
@@ -79,7 +79,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "drawdown peak wrong",
-        "analytics.py",
+        "analysis/analytics.py",
         'peak = eq.groupby(acc["agent_id"], sort=False).cummax()',
         "peak = eq.cummax()",
         ("test_analytics.py::test_max_drawdown_on_known_equity", "test_analytics.py::test_two_agents_kept_separate"),
@@ -87,7 +87,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "decimation cache blind",
-        "decimate.py",
+        "views/decimate.py",
         "            and self._check(y, A, ka)\n",
         "            and True\n",
         ("test_decimate.py::test_cache_notices_replaced_rows",),
@@ -95,7 +95,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "decimation keeps no maxima",
-        "decimate.py",
+        "views/decimate.py",
         "    hi = rows.argmax(axis=1)\n",
         "    hi = rows.argmin(axis=1)\n",
         ("test_decimate.py::test_spike_in_a_million_survives",),
@@ -103,7 +103,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "a dtype changed: positions.symbol",
-        "tables.py",
+        "core/tables.py",
         "{c: pd.Series(v, dtype=df[c].dtype) for c, v in cols.items()}",
         '{c: pd.Series(v, dtype=df[c].dtype if c != "symbol" else "str") for c, v in cols.items()}',
         ("test_tables.py::test_filled_schemas_first_read_and_incremental",),
@@ -111,7 +111,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "a dtype changed: coded columns",
-        "tables.py",
+        "core/tables.py",
         '        return pd.array(arr, dtype="string")\n',
         '        return pd.array(arr, dtype="str")\n',
         ("test_tables.py::test_filled_schemas_first_read_and_incremental",),
@@ -119,15 +119,23 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "account value in the wrong column",
-        "tables.py",
+        "core/tables.py",
         "                        e.total_balance,\n                        e.available_balance,\n",
         "                        e.available_balance,\n                        e.total_balance,\n",
-        ("test_stream.py::test_all_message_types_land_with_the_values_the_simulator_sent",),
+        ("test_tables.py::test_seed_values_land_in_tables",),
         "total and available balance swapped on the way into the account table",
     ),
     Mutation(
+        "account value in the wrong column, live",
+        "core/tables.py",
+        "            list(range(first_seq, first_seq + k)), total, available, upnl, used, source,\n",
+        "            list(range(first_seq, first_seq + k)), available, total, upnl, used, source,\n",
+        ("test_stream.py::test_all_message_types_land_with_the_values_the_simulator_sent",),
+        "total and available balance swapped where a stream appends account updates a run at a time",
+    ),
+    Mutation(
         "a fatal close code retried",
-        "stream.py",
+        "live/stream.py",
         "if rcvd is not None and rcvd.code == 1008:",
         "if rcvd is not None and rcvd.code == 1009:",
         ("test_stream_hostile.py::test_unknown_close_code_1008_is_fatal_and_not_retried",),
@@ -135,7 +143,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "a failed stream keeps connecting",
-        "stream.py",
+        "live/stream.py",
         "                    self._fail(f.error)\n                    return\n",
         "                    self._fail(f.error)\n                    continue\n",
         ("test_stream.py::test_unknown_agent_fails_fast_and_is_not_retried",),
@@ -143,7 +151,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "token left in a repr",
-        "stream.py",
+        "live/stream.py",
         'f"AgentStream({self.agent_id!r}, url={self.url!r}, ',
         'f"AgentStream({self.agent_id!r}, url={self._url!r}, ',
         ("test_stream_hostile.py::test_token_is_sent_but_never_shown",),
@@ -151,7 +159,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "token left in a recording",
-        "recording.py",
+        "store/recording.py",
         "        self.url = safe_url(url)\n",
         "        self.url = url\n",
         ("test_recording.py::test_file_format_header_and_no_token",),
@@ -159,15 +167,16 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "a bad frame dropped silently",
-        "tables.py",
-        "            self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)\n",
-        "            pass\n",
+        "core/tables.py",
+        "            self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns, seq=seq, source=source)\n"
+        "            return ()\n",
+        "            return ()\n",
         ("test_tables.py::test_bad_frames_become_error_rows_and_stream_continues",),
         "a frame that cannot be parsed leaves no errors row",
     ),
     Mutation(
         "backoff without jitter",
-        "stream.py",
+        "live/stream.py",
         "delay = random.uniform(0, min(self._reconnect_cap, self._reconnect_base * 2**attempt))",
         "delay = min(self._reconnect_cap, self._reconnect_base * 2**attempt)",
         ("test_stream_hostile.py::test_reconnect_delays_are_exponential_with_full_jitter",),
@@ -175,7 +184,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "max_rows ignored",
-        "tables.py",
+        "core/tables.py",
         "self._t = {name: _Table(name, max_rows) for name in TABLE_NAMES}",
         "self._t = {name: _Table(name, None) for name in TABLE_NAMES}",
         ("test_tables.py::test_max_rows_drops_oldest_and_counts",),
@@ -183,7 +192,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "a closed position stays open",
-        "tables.py",
+        "core/tables.py",
         "open_now = tuple(p for p in event.positions if p.position_amt != 0.0)",
         "open_now = tuple(event.positions)",
         ("test_tables.py::test_zero_amount_positions_are_not_open",),
@@ -191,7 +200,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "heartbeat sent to a snapshot server",
-        "stream.py",
+        "live/stream.py",
         '            if self.dialect == "documented":\n                await ws.send(ping)\n',
         "            await ws.send(ping)\n",
         ("test_roma_current.py::test_no_application_message_reaches_a_real_backend",),
@@ -199,15 +208,31 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "server error frame dropped",
-        "tables.py",
+        "core/tables.py",
         '            self.add_error(agent_id, "server_error", e.message, e.message, received_ns, seq, source)\n',
         "            pass\n",
         ("test_roma_current.py::test_server_errors_are_rows_and_counted",),
         "the current backend's error frames leave no errors row",
     ),
     Mutation(
+        "a bad frame in a burst dropped silently",
+        "core/tables.py",
+        "                    self.add_error(agent_id, exc.kind, exc.detail, frame, received_ns + i, seq=seq, source=source)\n",
+        "                    pass\n",
+        ("test_stream.py::test_a_burst_read_at_once_lands_whole_in_order_stamped_when_taken",),
+        "a frame that cannot be parsed, received with others, leaves no errors row",
+    ),
+    Mutation(
+        "frames already read skipped",
+        "live/stream.py",
+        "            append(f.data.decode())\n",
+        "            f.data.decode()\n",
+        ("test_stream.py::test_a_burst_read_at_once_lands_whole_in_order_stamped_when_taken",),
+        "frames websockets had queued behind the one recv() returned never become rows",
+    ),
+    Mutation(
         "net equity as the account value",
-        "protocol.py",
+        "core/protocol.py",
         '        total = _num(rec, "gross_equity", where)\n',
         '        total = _num(rec, "equity", where)\n',
         ("test_roma_current.py::test_equity_points_and_account_state_are_gross_with_the_net_kept_aside",),

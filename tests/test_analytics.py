@@ -1,4 +1,4 @@
-"""Tests for roma_notebook.analytics against hand-computed values."""
+"""Tests for roma_notebook.analysis.analytics against hand-computed values."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roma_notebook import analytics as A
-from roma_notebook import schema
+from roma_notebook.analysis import analytics as A
+from roma_notebook.core import schema
 
 UTC = schema.UTC
 T0 = pd.Timestamp("2025-11-02 10:00:00", tz="UTC")

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from comm.base_comm import BaseComm
 
-from roma_notebook import protocol as P
-from roma_notebook.dashboard import Dashboard, GroupDashboard
-from roma_notebook.tables import Tables
+from roma_notebook.core import protocol as P
+from roma_notebook.views.dashboard import Dashboard, GroupDashboard
+from roma_notebook.core.tables import Tables
 
 from scripted_server import wait_until
 
@@ -507,8 +507,8 @@ def test_group_dashboard_compares_agents_and_opens_one_lazily():
 
 
 def test_dashboard_of_a_real_stream_from_the_simulator():
-    from roma_notebook.simulator import Simulator
-    from roma_notebook.stream import connect
+    from roma_notebook.sim.simulator import Simulator
+    from roma_notebook.live.stream import connect
 
     with Simulator(("deepseek-chat-v3.1",), seed=11, speed=600) as sim:
         sim.start()
@@ -529,8 +529,8 @@ def test_dashboard_of_a_real_stream_from_the_simulator():
 
 
 def test_group_dashboard_of_real_streams():
-    from roma_notebook.simulator import Simulator
-    from roma_notebook.stream import connect
+    from roma_notebook.sim.simulator import Simulator
+    from roma_notebook.live.stream import connect
 
     agents = ["deepseek-chat-v3.1", "qwen3-max"]
     with Simulator(agents, seed=5, speed=600) as sim:

@@ -42,8 +42,8 @@ ARGS = [
 ]
 
 NOTEBOOK_CELLS = [
-    "from roma_notebook.simulator import Simulator\n"
-    "from roma_notebook.stream import connect",
+    "from roma_notebook.sim.simulator import Simulator\n"
+    "from roma_notebook.live.stream import connect",
     "sim = Simulator(('deepseek-chat-v3.1',), seed=7, speed=600, volatility_scale=2).start()\n"
     "stream = connect('deepseek-chat-v3.1', url=sim.url)\n"
     "stream.wait_for('decision', count=2, timeout=30)",
@@ -234,10 +234,10 @@ ZOOM_ROWS = 20_000  # account rows of history, one a second from ZOOM_T0
 ZOOM_T0_MS = 1_760_000_000_000
 ZOOM_CELLS = [
     "import math, threading\n"
-    "from roma_notebook import protocol as P\n"
-    "from roma_notebook.dashboard import Dashboard\n"
-    "from roma_notebook.loading import Recording\n"
-    "from roma_notebook.tables import Tables",
+    "from roma_notebook.core import protocol as P\n"
+    "from roma_notebook.views.dashboard import Dashboard\n"
+    "from roma_notebook.store.loading import Recording\n"
+    "from roma_notebook.core.tables import Tables",
     # a long history, then live rows one (data) second apart, 20 a (wall) second
     f"T0, SEC, N = {ZOOM_T0_MS} * 10**6, 10**9, {ZOOM_ROWS}\n"
     "tables = Tables()\n"

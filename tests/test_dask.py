@@ -17,10 +17,10 @@ import dask  # noqa: E402
 from dask.callbacks import Callback  # noqa: E402
 
 import roma_notebook as rn  # noqa: E402
-from roma_notebook import protocol as P  # noqa: E402
-from roma_notebook.analytics import roma_performance  # noqa: E402
-from roma_notebook.dask_tables import DaskRecording, is_dask_source  # noqa: E402
-from roma_notebook.tables import TABLE_COLUMNS  # noqa: E402
+from roma_notebook.core import protocol as P  # noqa: E402
+from roma_notebook.analysis.analytics import roma_performance  # noqa: E402
+from roma_notebook.store.dask_tables import DaskRecording, is_dask_source  # noqa: E402
+from roma_notebook.core.tables import TABLE_COLUMNS  # noqa: E402
 
 FUNCTIONS = [rn.metrics, rn.equity, rn.drawdown, rn.round_trips, roma_performance]
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from roma_notebook.decimate import MinMaxCache, bucket_size, decimate, minmax_indices
+from roma_notebook.views.decimate import MinMaxCache, bucket_size, decimate, minmax_indices
 
 
 def _check(y: np.ndarray, idx: np.ndarray, max_points: int) -> None:

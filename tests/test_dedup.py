@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 import roma_notebook as rn
-from roma_notebook import protocol as P
-from roma_notebook.recording import Recorder
-from roma_notebook.tables import TABLE_NAMES, Tables
+from roma_notebook.core import protocol as P
+from roma_notebook.store.recording import Recorder
+from roma_notebook.core.tables import TABLE_NAMES, Tables
 from test_recording import BTC, decision_body, write_json
 
 T0 = P.parse_time("2025-11-02T10:30:00Z")
@@ -215,8 +215,8 @@ def test_a_log_folder_given_twice_gives_each_row_once(tmp_path):
 
 
 def test_a_sqlite_store_given_twice_gives_each_row_once(tmp_path):
-    from roma_notebook.market import World
-    from roma_notebook.store_writer import write_store
+    from roma_notebook.sim.market import World
+    from roma_notebook.sim.store_writer import write_store
 
     w = World(("a1", "a2"), seed=5, start_time="2026-12-01T22:00:00Z")
     while min(ag.cycle for ag in w.agents.values()) < 30:

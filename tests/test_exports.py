@@ -34,7 +34,7 @@ DESIGN_NAMES = [
 
 
 def test_modules_found():
-    assert {"roma_notebook.protocol", "roma_notebook.tables", "roma_notebook.errors"} <= set(MODULES)
+    assert {"roma_notebook.core.protocol", "roma_notebook.core.tables", "roma_notebook.core.errors"} <= set(MODULES)
 
 
 def test_root_all_names_exist():
@@ -103,11 +103,11 @@ def test_import_loads_no_server_simulator_plotly_or_widgets():
     # in a fresh interpreter brings in none of the heavy or server-side modules
     code = (
         "import sys, roma_notebook as rn\n"
-        "heavy = ['roma_notebook.simulator', 'roma_notebook.market', 'websockets.asyncio.server',\n"
+        "heavy = ['roma_notebook.sim.simulator', 'roma_notebook.sim.market', 'websockets.asyncio.server',\n"
         "         'plotly', 'ipywidgets', 'pandas']\n"
         "print([m for m in heavy if m in sys.modules])\n"
         "rn.metrics\n"
-        "print('pandas' in sys.modules, 'roma_notebook.simulator' in sys.modules)\n"
+        "print('pandas' in sys.modules, 'roma_notebook.sim.simulator' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(rn.__file__).resolve().parent.parent)
@@ -120,7 +120,7 @@ def test_cli_help_imports_nothing_heavy():
         "import sys\n"
         "from roma_notebook import cli\n"
         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print([m for m in ('pandas', 'websockets', 'plotly', 'roma_notebook.simulator') if m in sys.modules])\n"
+        "print([m for m in ('pandas', 'websockets', 'plotly', 'roma_notebook.sim.simulator') if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(rn.__file__).resolve().parent.parent)
@@ -141,6 +141,47 @@ def test_no_module_is_named_like_a_public_name():
     # lazily imported names, a module named like a function would hide it
     short = {m.rsplit(".", 1)[1] for m in MODULES}
     assert not short & set(rn.__all__), short & set(rn.__all__)
-    import roma_notebook.audit_checks  # noqa: F401 - the module that defines rn.audit
+    import roma_notebook.analysis.audit_checks  # noqa: F401 - the module that defines rn.audit
 
     assert callable(rn.audit)
+
+
+# ------------------------------------------------------------------ layout
+
+LAYERS = {"core", "live", "store", "analysis", "views", "sim"}
+
+
+def test_every_module_sits_in_a_layer():
+    # docs/ARCHITECTURE.md: the tree says where a frame is parsed, becomes a row, a pixel
+    top = {m.name for m in pkgutil.iter_modules(rn.__path__)}
+    assert top == LAYERS | {"__main__", "_version", "cli", "source_api"}, top
+    for layer in LAYERS:
+        doc = importlib.import_module(f"roma_notebook.{layer}").__doc__
+        assert doc and "ARCHITECTURE.md" in doc, layer
+
+
+def test_the_flat_module_names_of_0_1_still_import():
+    # users' `import roma_notebook.tables` / `from roma_notebook.analytics import ...`
+    code = (
+        "import importlib, sys, roma_notebook as rn\n"
+        "out = []\n"
+        f"for layer in {sorted(LAYERS)!r}:\n"
+        "    pkg = importlib.import_module('roma_notebook.' + layer)\n"
+        "    import pkgutil\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+        "        old = importlib.import_module('roma_notebook.' + m.name)\n"
+        "        new = importlib.import_module(f'roma_notebook.{layer}.{m.name}')\n"
+        "        out.append(old is new and sys.modules['roma_notebook.' + m.name] is new)\n"
+        "from roma_notebook.analytics import metrics\n"
+        "from roma_notebook import protocol as P\n"
+        "import roma_notebook.tables as T\n"
+        "print(len(out), all(out), metrics is rn.metrics, P.__name__, T.Tables.__module__, rn.zoom.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(rn.__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    n, ok, same, p, t, z = out.stdout.split()
+    assert int(n) >= 30 and ok == same == "True", out.stdout
+    assert (p, t, z) == ("roma_notebook.core.protocol", "roma_notebook.core.tables", "roma_notebook.views.zoom")
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("roma_notebook.no_such_module")

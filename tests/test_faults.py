@@ -3,7 +3,7 @@ network stall, frames broken at the WebSocket level, fatal conditions, a full
 server, a stuck callback and a killed recording process.
 
 Servers are real: the simulator CLI as a child process (killed with SIGKILL), the
-in-process :class:`~roma_notebook.simulator.Simulator`, or a scripted websockets
+in-process :class:`~roma_notebook.sim.simulator.Simulator`, or a scripted websockets
 server on port 0. Each test records what it injected and what was lost in
 ``test-output/faults.md`` (see ``fault_report``).
 """
@@ -26,9 +26,9 @@ import pandas as pd
 import pytest
 
 import roma_notebook as rn
-from roma_notebook import protocol as P
-from roma_notebook.market import World
-from roma_notebook.simulator import Simulator
+from roma_notebook.core import protocol as P
+from roma_notebook.sim.market import World
+from roma_notebook.sim.simulator import Simulator
 
 from fault_report import record
 from scripted_server import ScriptedServer, closed_port, wait_stream_done, wait_until

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roma_notebook import protocol as P
-from roma_notebook import tables as T
+from roma_notebook.core import protocol as P
+from roma_notebook.core import tables as T
 
-from roma_notebook.parquet import read_export, to_parquet
-from roma_notebook.tables import Cursor, Tables
-from roma_notebook.views_series import AccountSeries
+from roma_notebook.store.parquet import read_export, to_parquet
+from roma_notebook.core.tables import Cursor, Tables
+from roma_notebook.views.views_series import AccountSeries
 
 SEC = 10**9
 T0 = 1_760_000_000 * SEC

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 import roma_notebook as rn
-from roma_notebook import loading
-from roma_notebook import protocol as P
-from roma_notebook.recording import Recorder
-from roma_notebook.tables import TABLE_NAMES, Tables
+from roma_notebook.store import loading
+from roma_notebook.core import protocol as P
+from roma_notebook.store.recording import Recorder
+from roma_notebook.core.tables import TABLE_NAMES, Tables
 
 T0 = P.parse_time("2025-11-02T10:30:00Z")
 MS = 1_000_000

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import roma_notebook as rn
-from roma_notebook.tables import TABLE_COLUMNS, TABLE_NAMES
+from roma_notebook.core.tables import TABLE_COLUMNS, TABLE_NAMES
 
 from fault_report import record
 from scripted_server import wait_until

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from roma_notebook import protocol as P
-from roma_notebook.errors import ProtocolError, RomaError
+from roma_notebook.core import protocol as P
+from roma_notebook.core.errors import ProtocolError, RomaError
 
 # ------------------------------------------------------------------ seed examples
 # The JSON examples of the WebSocket API reference, verbatim (tests/data holds them;
@@ -731,6 +731,7 @@ def _stdlib_only(frame):
 
 def check_parse(frame):
     exact = _stdlib_only(frame)
+    values = P.parse_account(frame)
     try:
         events = P.parse(frame)
     except ProtocolError as exc:
@@ -738,8 +739,12 @@ def check_parse(frame):
         assert isinstance(exc.detail, str)
         # the fast parser never changes a verdict or its wording
         assert exact == (exc.kind, exc.detail)
+        assert values is None, values
         return None
     assert nan_eq(events, exact), (events, exact)
+    if values is not None:  # parse_account: the values of parse's event, or nothing
+        assert len(events) == 1 and type(events[0]) is P.AccountUpdate, events
+        assert nan_eq(P.AccountUpdate(*values, P.NaN), events[0]), (values, events)
     assert isinstance(events, tuple)
     for ev in events:
         # whatever parses must encode again (the simulator relies on it)
@@ -786,6 +791,7 @@ def test_typed_fast_path_takes_the_usual_updates():
                   TYPED_STATUS):
         msg = P._fast_typed(frame)
         assert isinstance(msg, (P._AccountMsg, P._PositionMsg, P._StatusMsg))
+        assert (P.parse_account(frame) is None) == (frame is not TYPED_ACCOUNT)
         assert P.parse(frame) == _stdlib_only(frame)
 
 

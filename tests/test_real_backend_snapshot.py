@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 
-from roma_notebook import protocol as P
-from roma_notebook.tables import Tables
+from roma_notebook.core import protocol as P
+from roma_notebook.core.tables import Tables
 
 # Shape of one real snapshot: loop-seconds timestamp, wallet-style account keys,
 # positions without pnl_percentage, best/worst trade as objects, Infinity allowed.

@@ -18,12 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import roma_notebook as rn
-import roma_notebook.protocol as P
-from roma_notebook import loading, recording
-from roma_notebook.loading import Recording, load
-from roma_notebook.parquet import to_parquet
-from roma_notebook.recording import Recorder
-from roma_notebook.tables import TABLE_NAMES, Tables, empty_frame
+import roma_notebook.core.protocol as P
+from roma_notebook.store import loading
+from roma_notebook.store import recording
+from roma_notebook.store.loading import Recording, load
+from roma_notebook.store.parquet import to_parquet
+from roma_notebook.store.recording import Recorder
+from roma_notebook.core.tables import TABLE_NAMES, Tables, empty_frame
 
 T0 = P.parse_time("2025-11-02T10:30:00Z")
 SEC = 1_000_000_000
@@ -209,7 +210,7 @@ def test_gzip_flush_makes_a_killed_recording_readable(tmp_path):
     script = f"""
 import os, pickle, sys
 sys.path.insert(0, {str(REPO)!r})
-from roma_notebook.recording import Recorder
+from roma_notebook.store.recording import Recorder
 frames = pickle.loads({__import__("pickle").dumps(frames)!r})
 rec = Recorder({str(path)!r}, url="ws://h:1")
 for a, t, f in frames:
@@ -765,7 +766,7 @@ def test_recording_object(tmp_path, recorded, monkeypatch):
     for name in TABLE_NAMES:
         pd.testing.assert_frame_equal(getattr(rec, name), rec.frame(name))
     seen = []
-    import roma_notebook.analytics as analytics
+    import roma_notebook.analysis.analytics as analytics
 
     monkeypatch.setattr(analytics, "metrics", lambda x, **kw: seen.append((x, kw)) or pd.DataFrame({"n": [1]}))
     assert rec.metrics(lookback=5)["n"].tolist() == [1]

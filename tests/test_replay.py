@@ -28,10 +28,10 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import roma_notebook as rn
-from roma_notebook import protocol as P
-from roma_notebook.replay import REPLAY_NOT_AVAILABLE, ReplayPlayer, frame_kind, read_replay
-from roma_notebook.simulator import Simulator
-from roma_notebook.stream import connect
+from roma_notebook.core import protocol as P
+from roma_notebook.sim.replay import REPLAY_NOT_AVAILABLE, ReplayPlayer, frame_kind, read_replay
+from roma_notebook.sim.simulator import Simulator
+from roma_notebook.live.stream import connect
 
 from scripted_server import wait_until
 

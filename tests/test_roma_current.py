@@ -17,8 +17,8 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 import roma_notebook as rn
-from roma_notebook import protocol as P
-from roma_notebook.tables import Tables
+from roma_notebook.core import protocol as P
+from roma_notebook.core.tables import Tables
 from scripted_server import ScriptedServer, wait_until
 
 AGENT = "deepseek-chat-v3.1"

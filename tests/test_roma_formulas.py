@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roma_notebook import analytics, market
-from roma_notebook.protocol import ClosedTrade
-from roma_notebook.roma_formulas import PERFORMANCE_FIELDS, performance_stats
+from roma_notebook.analysis import analytics
+
+from roma_notebook.sim import market
+from roma_notebook.core.protocol import ClosedTrade
+from roma_notebook.analysis.roma_formulas import PERFORMANCE_FIELDS, performance_stats
 
 
 def test_hand_computed_block():

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from roma_notebook import analytics as A
-from roma_notebook import schema
-from roma_notebook.tables import TABLE_COLUMNS, TABLE_NAMES, Tables, empty_frame
+from roma_notebook.analysis import analytics as A
+from roma_notebook.core import schema
+from roma_notebook.core.tables import TABLE_COLUMNS, TABLE_NAMES, Tables, empty_frame
 
 from test_tables import _fill_all  # tests/ is on sys.path under pytest
 
@@ -107,21 +107,24 @@ def test_readme_check_fails_on_any_drift():
 def test_readme_check_fails_when_the_schema_gains_a_column(tmp_path):
     # A column added to schema.py and not to the README fails the README test: run it
     # against a copy of the package whose schema has one more column.
-    pkg = Path(schema.__file__).parent
+    import roma_notebook
+
+    pkg = Path(roma_notebook.__file__).parent
+    where = Path(schema.__file__).relative_to(pkg)  # the schema module inside the package
     copy = tmp_path / "roma_notebook"
     subprocess.run(["cp", "-r", str(pkg), str(copy)], check=True)
-    src = (copy / "schema.py").read_text(encoding="utf-8")
+    src = (copy / where).read_text(encoding="utf-8")
     planted = src.replace(
         '("n_decisions", "q", "number of decision items (decisions rows) in the cycle, count"),',
         '("n_decisions", "q", "number of decision items (decisions rows) in the cycle, count"),\n'
         '        ("planted", "f", "a column the README does not list"),',
     )
     assert planted != src
-    (copy / "schema.py").write_text(planted, encoding="utf-8")
+    (copy / where).write_text(planted, encoding="utf-8")
     tests = Path(__file__).parent
     code = (
         f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {str(tests)!r}]\n"
-        "import roma_notebook.schema as s; assert 'planted' in s.columns('cycles'), s.__file__\n"
+        "import roma_notebook.core.schema as s; assert 'planted' in s.columns('cycles'), s.__file__\n"
         "import test_schema\n"
         "try:\n    test_schema.test_readme_tables_match_the_schema()\n"
         "except AssertionError:\n    print('FAILED AS IT SHOULD')\n"
@@ -203,7 +206,7 @@ def test_unknown_table_is_a_clear_error():
 
 
 def test_import_does_not_import_pandas():
-    code = "import sys, roma_notebook.schema as s; s.dtypes('account'); print('pandas' in sys.modules)"
+    code = "import sys, roma_notebook.core.schema as s; s.dtypes('account'); print('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=Path(schema.__file__).parents[1])
     assert out.stdout.strip() == "False", out.stdout + out.stderr
@@ -251,7 +254,7 @@ def test_filled_frames(filled, name):
 
 def test_parquet_round_trip(filled, tmp_path):
     import roma_notebook as rn
-    from roma_notebook.parquet import to_parquet
+    from roma_notebook.store.parquet import to_parquet
 
     to_parquet(filled, tmp_path / "out")
     with pytest.warns(rn.LoadWarning, match="1 unusable"):  # the planted "{broken" frame
@@ -271,8 +274,8 @@ def test_sample_session_frames():
 
 
 def test_live_simulator_session_frames():
-    from roma_notebook.simulator import Simulator
-    from roma_notebook.stream import connect
+    from roma_notebook.sim.simulator import Simulator
+    from roma_notebook.live.stream import connect
 
     with Simulator(("deepseek-chat-v3.1",), seed=3, speed=600) as sim:
         sim.start()

@@ -23,7 +23,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 import roma_notebook as rn
-from roma_notebook.simulator import Simulator
+from roma_notebook.sim.simulator import Simulator
 
 from fault_report import record
 from scripted_server import wait_until

@@ -4,7 +4,7 @@ Everything a seeded simulator sends that does not depend on the wall clock is
 hashed per scenario and compared with ``tests/data/sim_fingerprints.json``,
 computed from the code before the split (``Simulator`` with the market and the
 replay inline). What is deterministic (see the module docs of
-:mod:`roma_notebook.simulator`): with ``clock="simulated"`` and a fixed
+:mod:`roma_notebook.sim.simulator`): with ``clock="simulated"`` and a fixed
 ``start_time``, the documented dialect's broadcast frames, a client's first
 frames, pongs, firehose frames and malformed frames; the state of the world
 after N ticks (advanced on the simulator's thread through ``query`` while
@@ -33,8 +33,8 @@ from typing import Any
 import pytest
 import websockets
 
-from roma_notebook.samples import sample_recording
-from roma_notebook.simulator import Simulator
+from roma_notebook.store.samples import sample_recording
+from roma_notebook.sim.simulator import Simulator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from scripted_server import wait_until  # noqa: E402

@@ -24,10 +24,10 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from roma_notebook import market as M
-from roma_notebook import protocol as P
-from roma_notebook.errors import ProtocolError
-from roma_notebook.simulator import MALFORMED_KINDS, Simulator
+from roma_notebook.sim import market as M
+from roma_notebook.core import protocol as P
+from roma_notebook.core.errors import ProtocolError
+from roma_notebook.sim.simulator import MALFORMED_KINDS, Simulator
 
 from scripted_server import wait_until
 from sim_process import SimProcess

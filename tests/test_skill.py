@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import roma_notebook as rn
-from roma_notebook import analytics as A
-from roma_notebook.skill import block_bootstrap_indices, default_block
+from roma_notebook.analysis import analytics as A
+from roma_notebook.analysis.skill import block_bootstrap_indices, default_block
 
 T0 = pd.Timestamp("2025-11-02T00:00:00Z")
 
@@ -310,7 +310,7 @@ def test_audit_of_a_consistent_dict_is_empty():
 
 def test_clean_simulator_session_audits_clean():
     # error_rate=0: no failed cycles, so no cycle-number gaps
-    from roma_notebook.dashboard import GroupDashboard
+    from roma_notebook.views.dashboard import GroupDashboard
 
     with rn.Simulator(("a1", "a2"), seed=3, speed=3000, error_rate=0.0) as sim:
         with rn.connect(["a1", "a2"], url=sim.url) as group:

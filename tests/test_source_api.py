@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import roma_notebook as rn
-from roma_notebook.analytics import LEADERBOARD_COLUMNS, Report
-from roma_notebook.samples import sample_recording
-from roma_notebook.simulator import Simulator
+from roma_notebook.analysis.analytics import LEADERBOARD_COLUMNS, Report
+from roma_notebook.store.samples import sample_recording
+from roma_notebook.sim.simulator import Simulator
 from roma_notebook.source_api import STATS_COLUMNS
 
 AGENTS = ("deepseek-chat-v3.1", "qwen3-max")
@@ -98,7 +98,7 @@ def test_recording_leaderboard_and_units(sample):
 
 
 def test_recording_dashboard_has_the_live_look(sample):
-    from roma_notebook.dashboard import Dashboard, GroupDashboard
+    from roma_notebook.views.dashboard import Dashboard, GroupDashboard
 
     d = sample.dashboard()
     try:

@@ -16,12 +16,13 @@ import pandas as pd
 import pytest
 
 import roma_notebook as rn
-from roma_notebook import backfill, protocol as P
-from roma_notebook.market import World
-from roma_notebook.roma_store import StoreError, StoreLocked
-from roma_notebook.simulator import Simulator
-from roma_notebook.store_writer import write_store
-from roma_notebook.tables import empty_frame
+from roma_notebook.live import backfill
+from roma_notebook.core import protocol as P
+from roma_notebook.sim.market import World
+from roma_notebook.store.roma_store import StoreError, StoreLocked
+from roma_notebook.sim.simulator import Simulator
+from roma_notebook.sim.store_writer import write_store
+from roma_notebook.core.tables import empty_frame
 from scripted_server import wait_until
 
 AGENTS = ("deepseek-chat-v3.1", "qwen3-max")

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import roma_notebook as rn
-from roma_notebook import protocol as P
-from roma_notebook.simulator import Simulator
+from roma_notebook.core import protocol as P
+from roma_notebook.sim.simulator import Simulator
 
 from scripted_server import closed_port, wait_stream_done, wait_until
 
@@ -258,3 +258,75 @@ def test_callbacks_receive_events(sim):
         wait_until(lambda: len(got) >= 2, 10, "callbacks")
     assert all(isinstance(e, P.Decision) for e in got)
     assert all(e.cycle is not None for e in got)
+
+
+@pytest.mark.parametrize("observed", [False, True], ids=["plain", "callbacks-and-recording"])
+def test_a_burst_read_at_once_lands_whole_in_order_stamped_when_taken(tmp_path, observed):
+    """Frames websockets has already read are taken together after one recv()
+    (AgentStream._read): each lands, in order, under its own seq; binary frames and
+    fragmented messages among them still go through recv(). Plain, the tables count
+    the events (Tables.ingest_many(counts=)); observed, callbacks see every event
+    and the recording holds every frame and loads into the same tables."""
+    from scripted_server import ScriptedServer
+
+    n = 3000
+    base = P.parse_time("2026-12-02T10:00:00Z")
+    frames = [("text", P.encode(P.AccountUpdate(base + i * 1000, 10_000.0 + i, 9_000.0, 1.5, 20.0))) for i in range(n)]
+    frames[700] = ("binary", b'{"type": "pong"}')
+    frames[701] = ("text", "{not json")
+    whole = P.encode(P.AccountUpdate(base, -1.0, -2.0, -3.0, -4.0))
+    frames[1500] = ("fragments", [whole[:50], whole[50:120], whole[120:]])
+    frames[1501] = ("binary", b"\xff\x00")
+    release = threading.Event()
+
+    async def handler(ws):
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 30)
+        async with ws.send_context():  # the whole burst in one write
+            for kind, data in frames:
+                if kind == "text":
+                    ws.protocol.send_text(data.encode())
+                elif kind == "binary":
+                    ws.protocol.send_binary(data)
+                else:
+                    ws.protocol.send_text(data[0].encode(), fin=False)
+                    ws.protocol.send_continuation(data[1].encode(), fin=False)
+                    ws.protocol.send_continuation(data[2].encode(), fin=True)
+        await ws.wait_closed()
+
+    srv = ScriptedServer(handler).start()
+    seen = []
+    rec = tmp_path / "burst.jsonl"
+    try:
+        s = rn.connect("burst", url=srv.url, heartbeat=None, record_to=rec if observed else None)
+        try:
+            if observed:
+                s.on(None, lambda ev: seen.append(ev.total_balance))
+            release.set()
+            s.wait_for("account_update", count=n - 3, timeout=20)  # ~0.1 s of work
+            acc, err = s.account, s.errors
+            assert s.stats().iloc[0]["messages"] == n and s.count() == n - 3  # count(): frames with events
+            if observed:
+                wait_until(lambda: len(seen) == n - 3, what="every callback")
+        finally:
+            s.stop()
+    finally:
+        srv.stop()
+    good = [i for i, (kind, _) in enumerate(frames) if kind != "binary" and i != 701]
+    want = [-1.0 if i == 1500 else 10_000.0 + i for i in good]
+    assert acc["total_balance"].tolist() == want
+    assert seen == (want if observed else [])
+    assert acc["seq"].tolist() == good  # seq: the frame's place in the stream
+    assert err["kind"].tolist() == ["binary", "not_json", "binary"]
+    assert err["seq"].tolist() == [700, 701, 1501]
+    # frames taken together: the time they were taken + 1 ns per place, so receive
+    # times are unique and rising, and mostly 1 ns apart
+    steps = acc["received_at"].diff().dropna()
+    assert (steps > pd.Timedelta(0)).all()
+    assert (steps <= pd.Timedelta(2, "ns")).sum() >= n * 0.9, steps.value_counts().head()
+    if observed:
+        with pytest.warns(rn.LoadWarning, match="3 unusable"):
+            loaded = rn.load(rec, progress=False)
+        pd.testing.assert_frame_equal(loaded.account, acc)
+        pd.testing.assert_frame_equal(loaded.errors, err)

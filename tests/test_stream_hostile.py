@@ -12,7 +12,7 @@ import time
 import pytest
 
 import roma_notebook as rn
-from roma_notebook import protocol as P
+from roma_notebook.core import protocol as P
 
 from scripted_server import ScriptedServer, closed_port, wait_stream_done, wait_until
 

@@ -11,12 +11,12 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from roma_notebook import protocol as P
-from roma_notebook import schema
-from roma_notebook.tables import RAW_LIMIT, TABLE_NAMES, Tables, empty_frame
+from roma_notebook.core import protocol as P
+from roma_notebook.core import schema
+from roma_notebook.core.tables import RAW_LIMIT, TABLE_NAMES, Tables, empty_frame
 
 from test_protocol import (  # tests/ is on sys.path under pytest
     NASTY,
@@ -681,8 +681,8 @@ def test_counts_while_the_writer_adds_agents():
 
 
 def test_dedupe_keys_are_bounded_with_max_rows():
-    from roma_notebook import protocol as P
-    from roma_notebook.tables import Tables
+    from roma_notebook.core import protocol as P
+    from roma_notebook.core.tables import Tables
 
     t = Tables(max_rows=1000)
     for c in range(25_000):
@@ -696,8 +696,8 @@ def test_dedupe_keys_are_bounded_with_max_rows():
 def test_a_reused_cycle_number_with_new_reasoning_is_a_new_decision():
     """A restarted backend counts cycles from 1 again: those are new decisions, while
     the same cycle with the same content (a resend) is a duplicate."""
-    from roma_notebook import protocol as P
-    from roma_notebook.tables import Tables
+    from roma_notebook.core import protocol as P
+    from roma_notebook.core.tables import Tables
 
     t = Tables()
     assert t.append("a", P.Decision(1, 1, "a", "before restart", ()), received_ns=1)
@@ -742,3 +742,72 @@ def test_lone_surrogates_in_text_keep_the_tables_readable():
     assert t.frame("cycles")["ai_reasoning"].tolist()[0] == "x\\ud800y"
     assert t.frame("decisions")["symbol"].tolist()[0] == "BTC\\udc00"
     assert len(t.frame("cycles")) == 2 and t.frame("errors").empty
+
+
+# ------------------------------------------------------------------ frames received together
+
+# Account updates in every form a stream meets: the typed fast path (fraction of a
+# second in the stamp), a whole-second stamp, no stamp and one beyond datetime64
+# (rows take the receive time), a real-backend snapshot holding only an account
+# (general path, adjusted balance), and a pong (no events).
+BURST_FRAMES = [
+    P.encode(P.AccountUpdate(T_1030 + 123_456_000, 10_000.5, 9_000.25, 12.5, 30.0)),
+    P.encode(P.AccountUpdate(T_1030 + 999_999_000, 10_001.5, 9_001.25, -12.5, 31.0)),
+    SEED_ACCOUNT,
+    '{"type":"account_update","data":{"total_balance":1,"available_balance":2,"unrealized_pnl":3,"used_percentage":4}}',
+    '{"type":"account_update","timestamp":"2999-01-01T00:00:00.5Z","data":{"total_balance":1,'
+    '"available_balance":2,"unrealized_pnl":3,"used_percentage":4}}',
+    '{"timestamp": 99.5, "account": {"total_wallet_balance": 5.0, "available_balance": 4.0,'
+    ' "total_unrealized_profit": 1.0, "adjusted_total_balance": 4.5}}',
+    '{"type":"pong"}',
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.integers(0, 10_000), max_size=80),
+    st.lists(st.integers(1, 30), min_size=1, max_size=12),
+    st.sampled_from([None, 3, 1000]),
+    st.booleans(),
+)
+@example(picks=[0] * 40, sizes=[40], max_rows=3, read_between=False)  # one long run of account rows
+def test_ingest_many_makes_what_ingest_of_each_frame_makes(picks, sizes, max_rows, read_between):
+    pool = BURST_FRAMES * 3 + GOOD + BAD  # mostly account updates, as a stream is
+    frames = []
+    for i, p in enumerate(picks):
+        frame = pool[p % len(pool)]
+        if frame is SEED_DECISION:
+            frame = frame.replace('"cycle": 123', f'"cycle": {i}')
+        frames.append(frame)
+    # one frame at a time; bursts returning events; bursts counting them
+    one, many, counted = (Tables(max_rows=max_rows) for _ in range(3))
+    got, want, counts = [], [], {}
+    start = k = 0
+    while start < len(frames):
+        batch = frames[start : start + sizes[k % len(sizes)]]
+        received = R0 + k * 1_000  # frame j of the burst: received + j
+        want += [one.ingest(AGENT, f, received + j) for j, f in enumerate(batch)]
+        got += many.ingest_many(AGENT, batch, received)
+        assert counted.ingest_many(AGENT, batch, received, counts=counts) is None
+        if max_rows is not None:  # memory stays bounded while nobody reads
+            assert all(tb.buf.n <= 2 * max_rows for t in (many, counted) for tb in t._t.values())
+        if read_between:  # a reader swapping the pending rows out between bursts
+            for t in (one, many, counted):
+                t.frame("account")
+        start += len(batch)
+        k += 1
+    for t in (one, many, counted):  # sequence numbers carry on after a burst
+        t.add_connection(AGENT, "disconnected", "", R0)
+    assert repr(got) == repr(want)  # the events each frame carried (repr: NaN != NaN)
+    want_counts = {}
+    for events in want:
+        for key in [ev.kind for ev in events] + ([None] if events else []):
+            want_counts[key] = want_counts.get(key, 0) + 1
+    assert counts == want_counts
+    for name in TABLE_NAMES:
+        pd.testing.assert_frame_equal(many.frame(name), one.frame(name), obj=name)
+        pd.testing.assert_frame_equal(counted.frame(name), one.frame(name), obj=name)
+    # after the reads: with max_rows, pending rows are trimmed once per burst, not
+    # per row, so "dropped" agrees once both have trimmed to max_rows
+    for t in (many, counted):
+        assert t.counts() == one.counts() and t.totals() == one.totals()

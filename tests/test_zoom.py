@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roma_notebook.dashboard import Dashboard, GroupDashboard
-from roma_notebook.zoom import XZoom, zoom_slice
+from roma_notebook.views.dashboard import Dashboard, GroupDashboard
+from roma_notebook.views.zoom import XZoom, zoom_slice
 
 from scripted_server import wait_until
 from test_dashboard import SEC, T0, LocalSource, figure_updates, recording_comms  # noqa: F401
