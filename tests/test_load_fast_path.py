@@ -161,3 +161,52 @@ def test_bulk_methods_equal_append_one_by_one():
         assert sorted(bulk.frame("positions")["symbol"]) == ["SOLUSDT"]  # a flat position is not open
     with pytest.raises(ValueError, match="differ in length"):
         Tables().extend_positions(["a"], [], [1], [0], [[]])
+
+
+def _reader_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "roma-gunzip" and t.is_alive()]
+
+
+def test_the_background_reader_ends_with_the_load(tmp_path):
+    """.jsonl.gz is decompressed in a thread; none outlives load(), whether it
+    returns or raises with most of the file unread (the thread then sits on a
+    full queue unless the loader stops it)."""
+    import gzip
+
+    path = tmp_path / "ok.jsonl.gz"
+    record(path, frames_mix(2_000, 4))
+    assert len(load(path).account) > 500
+    assert _reader_threads() == []
+    # a newer recording version: load raises at its header, megabytes still unread
+    rng = random.Random(5)
+    newer = tmp_path / "newer.jsonl.gz"
+    with gzip.open(newer, "wb", compresslevel=1) as f:
+        f.write(b'{"format": "roma-notebook-recording", "version": 99}\n')
+        for i in range(2_000):
+            f.write(b'{"t": %d, "agent": "a", "frame": "%s"}\n' % (i, rng.randbytes(1_000).hex().encode()))
+    assert newer.stat().st_size > 4 * (1 << 18)  # more chunks than the reader may hold ahead
+    with pytest.raises(ValueError, match="version 99 recording"):
+        rn.load(newer, progress=False)
+    assert _reader_threads() == []
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_recording_lines_split_any_chunking_like_a_plain_split(tmp_path, monkeypatch, background):
+    """Lines come out whole wherever the chunks end: mid-line, mid UTF-8 sequence,
+    just after a newline; the unfinished last line is the tail."""
+    from roma_notebook.store import recording_reader as R
+
+    rng = random.Random(6)
+    words = ["a", "é", "€", "𝄞", "\\u00e9", " ", "{}", "x" * 40]
+    text = "\n".join("".join(rng.choice(words) for _ in range(rng.randint(0, 12))) for _ in range(400))
+    data = (text + "\ntorn €").encode()
+    path = tmp_path / "lines.jsonl"
+    path.write_bytes(data)
+    for chunk in (1, 2, 3, 7, 64, 1 << 18):
+        monkeypatch.setattr(R, "_CHUNK", chunk)
+        reader = R.RecordingLines(path, background=background)
+        got = [line for block in reader for line in block]
+        assert got == text.split("\n"), chunk
+        assert reader.tail == "torn €".encode()
