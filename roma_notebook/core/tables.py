@@ -1773,7 +1773,7 @@ def _raw_text(raw: Any) -> tuple[str | None, str | None]:
 
 
 class TableProperties:
-    """The DESIGN.md tables as DataFrame properties; subclasses define ``_frame``."""
+    """The tables of core/schema.py as DataFrame properties; subclasses define ``_frame``."""
 
     def _frame(self, name: str) -> pd.DataFrame:  # pragma: no cover - abstract
         raise NotImplementedError
