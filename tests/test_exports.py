@@ -1,5 +1,5 @@
 """The package's public names: every module declares ``__all__``, the root
-re-exports DESIGN.md's Public API, and importing starts nothing."""
+re-exports the public API the README documents, and importing starts nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import roma_notebook as rn
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(rn.__path__, prefix="roma_notebook."))
 
-# DESIGN.md, "Public API (binding names)" and "Errors"
+# the binding public names and errors (README, docs/ARCHITECTURE.md)
 DESIGN_NAMES = [
     "RomaError",
     "ProtocolError",

@@ -149,9 +149,14 @@ def test_run_all_in_jupyterlab_for_every_notebook(chromium, lab):
                     _run_all(page, base, token, nb)
                 finally:
                     page.screenshot(path=str(OUT / f"{nb.stem}.png"), full_page=True)
-                    page.close()
+                    # the kernel goes first: a live dashboard still streaming to a page
+                    # that closes makes the server log tornado's WebSocketClosedError
                     for s in _api(base, token, "/api/sessions"):  # one kernel at a time, by id
                         _api(base, token, f"/api/sessions/{s['id']}", method="DELETE")
+                    deadline = time.monotonic() + 30
+                    while _api(base, token, "/api/kernels") and time.monotonic() < deadline:
+                        page.wait_for_timeout(100)
+                    page.close()
                 timings[nb.name] = round(time.monotonic() - t0, 1)
         finally:
             browser.close()

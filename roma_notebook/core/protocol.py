@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Union
+from typing import Any, Callable, ClassVar, Union
 
 from .errors import ProtocolError
 from .times import format_time, parse_time  # public names of this module too
@@ -265,7 +265,7 @@ _new_position_update = _constructor(PositionUpdate)
 
 
 def _num(obj: dict, key: str, where: str, allow_inf: bool = False) -> float:
-    v = obj.get(key)
+    v: Any = obj.get(key)
     t = type(v)
     if t is float:
         if v - v == 0.0:  # finite; NaN and +-inf fail this cheaply
@@ -555,7 +555,7 @@ def closed_trade_from_dict(d: Any, where: str = "trade") -> ClosedTrade:
 __all__.append("closed_trade_from_dict")
 
 # message type -> reader(data, timestamp, where)
-_DOCUMENTED = {
+_DOCUMENTED: dict[str, Callable[[Any, int | None, str], Event]] = {
     "account_update": _account,
     "position_update": _positions,
     "decision": _decision,
@@ -578,8 +578,8 @@ try:
 
     _fast_loads = _FastDecoder().decode
 except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct without it
-    _fast_loads = None
-    _FastError = ValueError
+    _fast_loads = None  # type: ignore[assignment]
+    _FastError = ValueError  # type: ignore[assignment,misc]
     _fast_typed = None
     _fast_account = None
 else:
@@ -629,7 +629,7 @@ else:
     _fast_typed = _FastDecoder(Union[_AccountMsg, _PositionMsg, _StatusMsg]).decode
     # the same decoder for account updates alone (parse_account)
     _fast_account = _FastDecoder(_AccountMsg).decode
-_scan = _decoder.scan_once
+_scan = _decoder.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__, not in the stubs
 
 
 def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
@@ -741,9 +741,9 @@ def _from_typed(msg: Any) -> tuple[Event, ...]:
             _new_account(ts, d.total_balance, d.available_balance, d.unrealized_pnl, d.used_percentage, NaN),
         )
     if type(msg) is _StatusMsg:
-        d = msg.data
+        st = msg.data
         return (
-            AgentStatus(ts, d.agent_id, d.is_running, d.cycle_count, parse_time(d.last_decision_time), None, NaN),
+            AgentStatus(ts, st.agent_id, st.is_running, st.cycle_count, parse_time(st.last_decision_time), None, NaN),
         )
     return (
         _new_position_update(
@@ -768,7 +768,8 @@ def parse_object(obj: Any) -> tuple[Event, ...]:
     if mtype is not None:
         handler = _DOCUMENTED.get(mtype) if type(mtype) is str else None
         if handler is None:
-            current = _CURRENT.get(mtype) if type(mtype) is str else None
+            current: Callable[[dict], tuple[Event, ...]] | None = (
+                _CURRENT.get(mtype) if type(mtype) is str else None)
             if current is not None:
                 return current(obj)
             if mtype == "pong":
@@ -821,7 +822,9 @@ def _error(obj: dict) -> tuple[Event, ...]:
     return (ServerError(None, redact_secrets(msg)),)
 
 
-_CURRENT = {"update": _update, "keepalive": _keepalive, "error": _error}
+_CURRENT: dict[str, Callable[[dict], tuple[Event, ...]]] = {
+    "update": _update, "keepalive": _keepalive, "error": _error,
+}
 
 #: the three generations a server may speak (see :func:`dialect_of`)
 DIALECTS = ("documented", "roma-backend", "roma-current")
@@ -919,7 +922,8 @@ def event_to_data(event: Event) -> Any:
                 }
             )
             items.append({k: v for k, v in d.items() if v is not None})
-        out = {"cycle": event.cycle, "agent_id": event.agent_id, "ai_reasoning": event.ai_reasoning}
+        out: dict[str, Any] = {"cycle": event.cycle, "agent_id": event.agent_id,
+                               "ai_reasoning": event.ai_reasoning}
         out["decisions"] = items
         return out
     if isinstance(event, TradeExecuted):
@@ -1045,7 +1049,7 @@ def encode_keepalive(loop_time: float, status: AgentStatus) -> str:
     return json.dumps({"type": "keepalive", "timestamp": loop_time, "status": _backend_status(status)})
 
 
-def encode_error(loop_time: float, message: str) -> str:
+def encode_error(loop_time: float | None, message: str) -> str:
     """The current backend's ``error`` frame: the failing iteration's exception text."""
     return json.dumps({"type": "error", "timestamp": loop_time, "message": message})
 

@@ -178,6 +178,8 @@ class _Table:
 
     def trim_pending(self) -> None:
         # Bound memory when nobody reads: keep at most max_rows pending rows.
+        if self.max_rows is None:
+            return
         buf = self.buf
         excess = buf.n - self.max_rows
         for c in buf.cols:
@@ -555,7 +557,7 @@ class Tables:
         parse_account = P.parse_account if counts is not None else None
         account = P.AccountUpdate
         out: list[tuple[P.Event, ...]] = []
-        kinds: dict[str, int] = {}  # events counted, when counting
+        kinds: dict[str | None, int] = {}  # events counted, when counting
         n_account = 0  # account updates that took parse_account, when counting
         # row values of the account updates of frames run_at, run_at + 1, ... of the burst
         run: list[tuple] = []
@@ -632,7 +634,7 @@ class Tables:
     def append(
         self,
         agent_id: str,
-        event: P.Event,
+        event: P.Event | P.Insight,
         received_ns: int,
         seq: int | None = None,
         source: str = "live",
@@ -851,7 +853,7 @@ class Tables:
             # every column converted before any is extended: a bad value leaves
             # the table as it was, never with columns of unequal length
             buf = tb.buf
-            values = (
+            values: tuple[list[Any], ...] = (
                 agents,
                 stamps,
                 received_ns,
@@ -871,8 +873,8 @@ class Tables:
                 seen.keys.update(fresh)
                 for a, r, _ in fresh:
                     seen.saw(a, r)
-            for col, values in zip(buf.cols, new):
-                col.extend(values)
+            for col, vals in zip(buf.cols, new):
+                col.extend(vals)
             buf.n += k
             tb.total += k
             tb.version += k
@@ -1013,7 +1015,7 @@ class Tables:
             code = tb.code
             codes = {a: code(0, a) for a in dict.fromkeys(agent_ids)}
             agents = [codes[a] for a in agent_ids]
-            values = (
+            values: tuple[list[Any], ...] = (
                 agents,
                 [t if t is not None and _NA_INT < t < _INT64_END else r  # _ns(), _b(), _i(), _t() inline
                  for t, r in zip(timestamps, received_ns)],
@@ -1127,7 +1129,8 @@ class Tables:
             if refused[name]:
                 frames[name] = df[keep].reset_index(drop=True)
         for name in TABLE_NAMES:
-            meta = counters.get(name) if isinstance(counters.get(name), Mapping) else {}
+            got = counters.get(name)
+            meta: Mapping[str, Any] = got if isinstance(got, Mapping) else {}
             df = frames.get(name)
             if name == "positions" or (df is None and not meta and not refused[name]):
                 continue
@@ -1371,6 +1374,7 @@ class Tables:
             if change == 0.0 or change != change:
                 continue
             ref = b if b is not None else a
+            assert ref is not None  # the key came from before or after
             # a fill's side is its direction: growing a long buys, shrinking it sells
             grows = change > 0
             direction = key[1] if grows else ("short" if key[1] == "long" else "long")
@@ -1459,7 +1463,7 @@ class Tables:
 
     def add_error(
         self,
-        agent_id: str,
+        agent_id: str | None,
         kind: str,
         detail: str,
         raw: Any = None,
@@ -1471,7 +1475,7 @@ class Tables:
         if received_ns is None:
             received_ns = time.time_ns()
         if seq is None:
-            seq = self._seq.get(agent_id, -1)
+            seq = self._seq.get(agent_id, -1) if agent_id is not None else -1
         raw_text, mtype = _raw_text(raw)
         tb = self._t["errors"]
         detail = str(detail)[:RAW_LIMIT]
@@ -1769,7 +1773,7 @@ def _raw_text(raw: Any) -> tuple[str | None, str | None]:
 
 
 class TableProperties:
-    """The DESIGN.md tables as DataFrame properties; subclasses define ``_frame``."""
+    """The tables of core/schema.py as DataFrame properties; subclasses define ``_frame``."""
 
     def _frame(self, name: str) -> pd.DataFrame:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -59,7 +59,7 @@ def fetch_backfill(
         if not isinstance(data, list):
             problems.append(f"backfill {name}: expected a list, got {type(data).__name__}")
             continue
-        got = []
+        got: list[Any] = []
         for i, rec in enumerate(data):
             try:
                 got.extend(convert[name](rec))

@@ -164,7 +164,12 @@ def insights(url: str = "http://localhost:8000", agent_id: str | None = None, *,
             tables.add_error(agent_id, exc.kind, exc.detail, json.dumps(d)[:2000], source="rest")
             continue
         ns = ev.created_at if ev.created_at is not None else 0
-        tables.append(ev.agent_id or agent_id, ev, ns, source="rest")
+        owner = ev.agent_id or agent_id
+        if owner is None:  # a global insight that names no agent cannot be anyone's row
+            tables.add_error(None, "bad_field", f"insights[{i}].agent_id is missing",
+                             json.dumps(d)[:2000], source="rest")
+            continue
+        tables.append(owner, ev, ns, source="rest")
     df = tables.frame("insights")
     return df.sort_values("created_at", ascending=False, kind="stable").reset_index(drop=True)
 

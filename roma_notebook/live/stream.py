@@ -169,7 +169,7 @@ class AgentStream(SourceAPI):
             # handshake either: waiting websockets' default 10 s for it would
             # stretch stall detection far past ping_interval + ping_timeout.
             close_timeout = min(1.0, ping_timeout) if ping_timeout else 1.0
-        self._ws_kwargs = dict(
+        self._ws_kwargs: dict[str, Any] = dict(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             max_size=max_size,
@@ -338,8 +338,10 @@ class AgentStream(SourceAPI):
                 self._state = "reconnecting"
                 self.last_error = reason
                 self._connection("reconnecting", f"attempt {attempt} in {delay:.2f}s")
+                wake = self._wake
+                assert wake is not None  # made by start() before this task runs
                 try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    await asyncio.wait_for(wake.wait(), delay)
                 except asyncio.TimeoutError:
                     pass
         except asyncio.CancelledError:
@@ -464,10 +466,10 @@ class AgentStream(SourceAPI):
             # nobody wants the events themselves: the tables count them
             self.tables.ingest_many(agent, frames, now, counts=counts)
         else:
-            results = self.tables.ingest_many(agent, frames, now)
+            results = self.tables.ingest_many(agent, frames, now) or []
             if rec is not None:
                 for i, (frame, events) in enumerate(zip(frames, results)):
-                    if events and events[0].kind == "server_error":
+                    if events and isinstance(events[0], P.ServerError):
                         # the server's text may quote signed URLs: record it redacted
                         frame = P.encode_error(None, events[0].message)
                     rec.write(agent, now + i, frame)  # the receive time its rows have
@@ -493,8 +495,8 @@ class AgentStream(SourceAPI):
             buckets.append([sec, n])
         targets = self._targets
         if targets:
-            for k, target in targets:
-                if counts.get(k, 0) >= target:
+            for want, target in targets:
+                if counts.get(want, 0) >= target:
                     with self._cond:
                         self._cond.notify_all()
                     break
@@ -506,8 +508,10 @@ class AgentStream(SourceAPI):
         # makes them stop reading, pongs go unanswered, and they close 1011 within
         # ~40 s (docs/roma01.md). Toward them protocol pings alone keep the line.
         ping = json.dumps({"type": "ping"})
+        every = self._heartbeat
+        assert every is not None  # the loop runs only with a heartbeat
         while True:
-            await asyncio.sleep(self._heartbeat)
+            await asyncio.sleep(every)
             if self.dialect == "documented":
                 await ws.send(ping)
 
@@ -637,6 +641,7 @@ class AgentStream(SourceAPI):
     def _dispatch(self, events: Iterable[Any]) -> None:
         cbs = self._callbacks
         runner = self._runner
+        assert runner is not None  # made when the first callback was registered
         for ev in events:
             for fn in cbs.get(ev.kind, []) + cbs.get(None, []):
                 if not runner.put(fn, ev):
@@ -871,7 +876,7 @@ class _Fatal(Exception):
         self.error = error
 
 
-def _body_detail(body: bytes | None) -> str:
+def _body_detail(body: bytes | bytearray | None) -> str:
     if not body:
         return ""
     try:

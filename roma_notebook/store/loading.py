@@ -134,7 +134,7 @@ class Recording(SourceAPI):
         self.url = url
         self._declared = [a for a in agent_ids]
 
-    # -- the DESIGN.md table properties come from TableProperties
+    # -- the table properties (core/schema.py) come from TableProperties
 
     def frame(self, name: str) -> pd.DataFrame:
         """The DataFrame of table ``name`` (one of ``roma_notebook.core.schema.TABLE_NAMES``)."""
