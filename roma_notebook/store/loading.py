@@ -642,7 +642,9 @@ def _positions_moments(moments: dict[str, tuple[int | None, int, str]]) -> pd.Da
 
 try:
     import msgspec as _msgspec
-    from msgspec.structs import astuple as _astuple
+    from msgspec.structs import astuple as _astuple_fn
+
+    _astuple: Any = _astuple_fn
 
     class _FrameLine(_msgspec.Struct, forbid_unknown_fields=True):
         """A text frame line exactly as ``Recorder`` writes it: nothing else fits."""
@@ -723,7 +725,8 @@ def _load_recording(ctx: _Context, path: Path) -> None:
             accs.clear()
             # the data Structs' fields (total, available, unrealized, used) as
             # columns, transposed in C
-            tables.extend_account(agents, stamps_, recv, seqs, *zip(*map(astuple, data)), source=src)
+            total, available, unrealized, used = map(list, zip(*map(astuple, data)))
+            tables.extend_account(agents, stamps_, recv, seqs, total, available, unrealized, used, source=src)
 
     def flush_positions() -> None:
         if poss:
