@@ -21,7 +21,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["NS", "epoch_ns", "parse_time", "format_time", "to_ns", "iso_naive", "zone", "local_text"]
+__all__ = ["NS", "epoch_ns", "parse_time", "parse_local", "format_time", "to_ns", "iso_naive", "zone", "local_text"]
 
 NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -86,13 +86,13 @@ _second_cache: dict[str, int] = {}
 _FRACTION_SCALE = tuple(10 ** (9 - i) for i in range(10))  # ns per unit of an i-digit fraction
 
 
-def _parse_full(value: str) -> int | None:
+def _parse_full(value: str, zone_less: tzinfo = timezone.utc) -> int | None:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=zone_less)
     try:
         ns = epoch_ns(dt)
     except OverflowError:  # pragma: no cover - absurd offsets
@@ -106,6 +106,17 @@ def _parse_full(value: str) -> int | None:
 # datetime64[ns] bounds; -2**63 itself is NaT
 _NS_MIN = -(2**63)
 _NS_MAX = 2**63
+
+
+def parse_local(text: str, tz: tzinfo) -> int | None:
+    """ISO 8601 text to int ns UTC, zone-less text taken in ``tz`` (a ROMA-01 host's
+    local time); None when unusable.
+
+    Example:
+        >>> parse_local("2025-11-02 18:30:00", ZoneInfo("Asia/Shanghai")) == parse_time("2025-11-02T10:30:00Z")
+        True
+    """
+    return _parse_full(text, tz)
 
 
 def format_time(ns: int | None) -> str | None:

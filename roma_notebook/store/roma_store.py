@@ -50,7 +50,7 @@ import pandas as pd
 
 from ..core import protocol as P
 from ..core.errors import ProtocolError, RomaError
-from ..core.times import epoch_ns, zone
+from ..core.times import epoch_ns, parse_local, zone
 from ..core.tables import Tables
 
 __all__ = [
@@ -189,13 +189,7 @@ class _Clock:
         return base
 
     def _slow(self, text: str) -> int | None:
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=self.tz)
-        return epoch_ns(dt)
+        return parse_local(text, self.tz)
 
 
 def _bound(value: Any, tz: tzinfo, name: str) -> str | None:
