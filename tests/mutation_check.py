@@ -238,6 +238,31 @@ MUTATIONS: list[Mutation] = [
         ("test_roma_current.py::test_equity_points_and_account_state_are_gross_with_the_net_kept_aside",),
         "backfilled balances net of ROMA-01's phantom deposits",
     ),
+    Mutation(
+        "typed fill path keeps the side's case",
+        "core/protocol.py",
+        "            _new_trade(ts, d.order_id, d.symbol, side.lower() if side else side, d.quantity, d.price,\n",
+        "            _new_trade(ts, d.order_id, d.symbol, side, d.quantity, d.price,\n",
+        ("test_protocol.py::test_typed_fast_path_matches_the_stdlib_path",),
+        "a fill decoded by the typed path says LONG where parse_object says long",
+    ),
+    Mutation(
+        "typed decision path swaps stop loss and take profit",
+        "core/protocol.py",
+        "                                  it.position_size_usd, it.stop_loss, it.take_profit, conf, pct))\n",
+        "                                  it.position_size_usd, it.take_profit, it.stop_loss, conf, pct))\n",
+        ("test_protocol.py::test_typed_fast_path_takes_the_usual_updates",
+         "test_protocol.py::test_typed_fast_path_matches_the_stdlib_path"),
+        "the typed decision path stores the take profit as the stop loss",
+    ),
+    Mutation(
+        "typed decision path keeps confidence in percent",
+        "core/protocol.py",
+        "            if 1.0 < conf <= 100.0:\n",
+        "            if False:\n",
+        ("test_protocol.py::test_typed_fast_path_matches_the_stdlib_path",),
+        "a confidence of 75 stays 75 on the typed path, 0.75 on the general one",
+    ),
 ]
 
 

@@ -678,7 +678,13 @@ TYPED_POSITION = P.encode(P.PositionUpdate(1762079400000000000, (
     P.Position("ETHUSDT", "short", 0.5, 2_450.0, 2_440.0, 5.0, 0.4, 5, 2_900.0),
 )))
 TYPED_STATUS = SEED_STATUS
-VALID_FRAMES = [*SEED_FRAMES.values(), REAL_SNAPSHOT, TYPED_ACCOUNT, TYPED_POSITION]
+# a decision and a fill with every field their typed decoder reads, as encode() writes them
+TYPED_DECISION = P.encode(P.Decision(1762079400000000000, 7, "a", "BTC breaks out; ETH lags.", (
+    P.DecisionItem("open_long", "BTCUSDT", 0.01, 10, "momentum", 800.0, 66_000.0, 72_000.0, 0.75, 50.0),
+    P.DecisionItem("hold", None, math.nan, None, None, math.nan, math.nan, math.nan),
+)))
+TYPED_TRADE = P.encode(P.TradeExecuted(1762079405000000000, "a-1", "BTCUSDT", "long", 0.01, 68_450.0, 10, "filled"))
+VALID_FRAMES = [*SEED_FRAMES.values(), REAL_SNAPSHOT, TYPED_ACCOUNT, TYPED_POSITION, TYPED_DECISION, TYPED_TRADE]
 
 
 def _paths(obj, prefix=()):
@@ -720,6 +726,7 @@ def _stdlib_only(frame):
     """P.parse with its fast JSON paths (msgspec, typed) off: the results it must equal."""
     fast, P._fast_loads = P._fast_loads, None
     typed, P._fast_typed = P._fast_typed, None
+    typed2, P._fast_decision_or_fill = P._fast_decision_or_fill, None
     try:
         return P.parse(frame)
     except ProtocolError as exc:
@@ -727,6 +734,7 @@ def _stdlib_only(frame):
     finally:
         P._fast_loads = fast
         P._fast_typed = typed
+        P._fast_decision_or_fill = typed2
 
 
 def check_parse(frame):
@@ -793,6 +801,12 @@ def test_typed_fast_path_takes_the_usual_updates():
         assert isinstance(msg, (P._AccountMsg, P._PositionMsg, P._StatusMsg))
         assert (P.parse_account(frame) is None) == (frame is not TYPED_ACCOUNT)
         assert P.parse(frame) == _stdlib_only(frame)
+    for frame in (TYPED_DECISION, TYPED_TRADE, SEED_DECISION, SEED_TRADE,
+                  json.dumps(json.loads(TYPED_DECISION), separators=(",", ":"))):
+        msg = P._fast_decision_or_fill(frame)
+        assert isinstance(msg, (P._DecisionMsg, P._TradeMsg))
+        assert P.parse_account(frame) is None
+        assert nan_eq(P.parse(frame), _stdlib_only(frame))
 
 
 def _typed_variants():
@@ -809,8 +823,54 @@ def _typed_variants():
         for v in NASTY + [0, 1, 2, 7.0, "2025-11-02T10:30:00.5Z"]:
             out.append(doc("agent_status", {**status["data"], key: v}, status["timestamp"]))
     out.append(doc("agent_status", {**status["data"], "name": "n", "runtime_minutes": 3}, status["timestamp"]))
+    dec, fill = json.loads(TYPED_DECISION), json.loads(TYPED_TRADE)
+    unit_values = [0, -0.0, 0.5, 1, 1.0, 1.5, 75, 100, 100.0, 100.5, -3, 1e-300]
+    item0, item1 = dec["data"]["decisions"]
+    for key in [*item0, "reasoning", "close_quantity"]:
+        for v in NASTY + unit_values + ["OPEN_LONG", "Long", 3, 10.0, 2**53 + 1]:
+            out.append(doc("decision", {**dec["data"], "decisions": [{**item0, key: v}, item1]}, dec["timestamp"]))
+    for key in item0:  # each field left out, and only that one
+        out.append(doc("decision", {**dec["data"], "decisions": [
+            {k: v for k, v in item0.items() if k != key}]}, dec["timestamp"]))
+    for key in [*dec["data"], "cycle_number", "chain_of_thought"]:
+        for v in NASTY + [3, 7.0, "8", "why", [item1], [item1, item1, item0], [None], ["x"]]:
+            out.append(doc("decision", {**dec["data"], key: v}, dec["timestamp"]))
+        out.append(doc("decision", {k: v for k, v in dec["data"].items() if k != key}, dec["timestamp"]))
+    out.append(doc("decision", {**dec["data"], "cycle": None, "cycle_number": 5, "ai_reasoning": None,
+                                "chain_of_thought": "cot"}, dec["timestamp"]))
+    out.append(doc("decision", {"decisions": [{**item0, "reason": None, "reasoning": "r",
+                                                "quantity": None, "close_quantity": 0.5}]}, dec["timestamp"]))
+    for key in [*fill["data"]]:
+        for v in NASTY + ["LONG", "Short", "sHoRt", "", 3, 10.0, 2**53 + 1, 123456789]:
+            out.append(doc("trade_executed", {**fill["data"], key: v}, fill["timestamp"]))
+        out.append(doc("trade_executed", {k: v for k, v in fill["data"].items() if k != key}, fill["timestamp"]))
     for stamp in NASTY + ["2025-11-02T10:30:00.5Z", "2025-11-02 10:30:00", "garbage"]:
         out.append(doc("account_update", acc["data"], stamp))
+        out.append(doc("decision", dec["data"], stamp))
+        out.append(doc("trade_executed", fill["data"], stamp))
+    for frame in (TYPED_DECISION, TYPED_TRADE):
+        out += [
+            frame.replace('"data"', '"extra": 1, "data"'),
+            frame.replace('"timestamp"', '"type": "pong", "timestamp"'),
+            frame.replace('"timestamp"', '"type": "account_update", "timestamp"'),
+            frame.replace('"symbol": "BTCUSDT"', '"symbol": "ETHUSDT", "symbol": "BTCUSDT"'),
+            frame.replace('"symbol": "BTCUSDT"', '"symbol": "BTCUSDT", "symbol": 5'),
+            frame.replace('"quantity": 0.01', '"quantity": 0.02, "quantity": null'),
+            frame.replace("0.01", "1e400"),
+            frame.replace("0.01", "1" + "0" * 400),
+            frame.replace("0.01", "NaN"),
+            frame.replace("0.01", "-Infinity"),
+            frame.replace("BTCUSDT", "\\ud800"),
+            frame.replace("BTCUSDT", "\\u00e9\\n"),
+            frame.replace('"data": {', '"data": {"data": {}, '),
+            frame + " ",
+            " " + frame,
+            frame[:-1],
+        ]
+        head, _, rest = frame.partition(", ")  # the type key last
+        out.append("{" + rest[:-1] + ", " + head[1:] + "}")
+    out.append(doc("decision", {**dec["data"], "decisions": [{**item0, "confidence": 0.75, "close_quantity_pct": 0.5}]},
+                   dec["timestamp"]))
     out += [
         TYPED_ACCOUNT.replace('"data"', '"extra": 1, "data"'),
         TYPED_ACCOUNT.replace('"total_balance"', '"adjusted_total_balance": 5.0, "total_balance"'),

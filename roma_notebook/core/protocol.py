@@ -257,6 +257,9 @@ def _constructor(cls: type) -> Any:
 _new_account = _constructor(AccountUpdate)
 _new_position = _constructor(Position)
 _new_position_update = _constructor(PositionUpdate)
+_new_decision_item = _constructor(DecisionItem)
+_new_decision = _constructor(Decision)
+_new_trade = _constructor(TradeExecuted)
 
 
 # ---------------------------------------------------------------- field readers
@@ -582,6 +585,7 @@ except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct 
     _FastError = ValueError  # type: ignore[assignment,misc]
     _fast_typed = None
     _fast_account = None
+    _fast_decision_or_fill = None
 else:
     from msgspec import Struct as _Struct
 
@@ -629,6 +633,49 @@ else:
     _fast_typed = _FastDecoder(Union[_AccountMsg, _PositionMsg, _StatusMsg]).decode
     # the same decoder for account updates alone (parse_account)
     _fast_account = _FastDecoder(_AccountMsg).decode
+
+    # Documented decisions and fills, as encode() writes them, the same way: a
+    # field left out takes the general path's value for a missing one (None, or
+    # NaN for a number); the fields only the general path reads (reasoning,
+    # close_quantity, cycle_number, chain_of_thought), a number as a string or an
+    # order id as a number, null numbers and any unknown field send the frame there.
+    # A separate decoder: the loader's bulk path collects only _fast_typed's kinds.
+    class _DecisionItemData(_Struct, forbid_unknown_fields=True):
+        action: str
+        symbol: Union[str, None] = None
+        quantity: float = NaN
+        leverage: Union[int, None] = None
+        reason: Union[str, None] = None
+        position_size_usd: float = NaN
+        stop_loss: float = NaN
+        take_profit: float = NaN
+        confidence: float = NaN
+        close_quantity_pct: float = NaN
+
+    class _DecisionData(_Struct, forbid_unknown_fields=True):
+        cycle: Union[int, None] = None
+        agent_id: Union[str, None] = None
+        ai_reasoning: Union[str, None] = None
+        decisions: Union[list[_DecisionItemData], None] = None
+
+    class _DecisionMsg(_Struct, tag_field="type", tag="decision", forbid_unknown_fields=True):
+        timestamp: str
+        data: _DecisionData
+
+    class _TradeData(_Struct, forbid_unknown_fields=True):
+        order_id: Union[str, None] = None
+        symbol: Union[str, None] = None
+        side: Union[str, None] = None
+        quantity: float = NaN
+        price: float = NaN
+        leverage: Union[int, None] = None
+        status: Union[str, None] = None
+
+    class _TradeMsg(_Struct, tag_field="type", tag="trade_executed", forbid_unknown_fields=True):
+        timestamp: str
+        data: _TradeData
+
+    _fast_decision_or_fill = _FastDecoder(Union[_DecisionMsg, _TradeMsg]).decode
 _scan = _decoder.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__, not in the stubs
 
 
@@ -670,6 +717,13 @@ def parse(frame: str | bytes | bytearray | memoryview) -> tuple[Event, ...]:
             pass
         else:
             return _from_typed(msg)
+    elif _fast_decision_or_fill is not None and ("decision" in head or "trade_executed" in head):
+        try:
+            typed_msg = _fast_decision_or_fill(frame)
+        except (_FastError, RecursionError, UnicodeEncodeError):
+            pass
+        else:
+            return _from_typed_decision_or_fill(typed_msg)
     if _fast_loads is not None:
         # msgspec reads a frame several times faster than the stdlib and gives the
         # same values (big ints exact, same floats). What it rejects and the stdlib
@@ -758,6 +812,32 @@ def _from_typed(msg: Any) -> tuple[Event, ...]:
             False,
         ),
     )
+
+
+def _from_typed_decision_or_fill(msg: Any) -> tuple[Event, ...]:
+    """The event of a decision or fill the typed decoder accepted (see :func:`_from_typed`)."""
+    ts = parse_time(msg.timestamp)
+    d = msg.data
+    if type(msg) is _TradeMsg:
+        side = d.side
+        return (
+            _new_trade(ts, d.order_id, d.symbol, side.lower() if side else side, d.quantity, d.price,
+                       d.leverage, d.status),
+        )
+    items = []
+    if d.decisions:
+        new_item = _new_decision_item
+        for it in d.decisions:
+            # the units _fraction and _percent make, inline (NaN stays NaN)
+            conf = it.confidence
+            if 1.0 < conf <= 100.0:
+                conf = conf / 100.0
+            pct = it.close_quantity_pct
+            if 0.0 < pct <= 1.0:
+                pct = pct * 100.0
+            items.append(new_item(it.action, it.symbol, it.quantity, it.leverage, it.reason,
+                                  it.position_size_usd, it.stop_loss, it.take_profit, conf, pct))
+    return (_new_decision(ts, d.cycle, d.agent_id, d.ai_reasoning, tuple(items)),)
 
 
 def parse_object(obj: Any) -> tuple[Event, ...]:
