@@ -676,6 +676,33 @@ else:
         data: _TradeData
 
     _fast_decision_or_fill = _FastDecoder(Union[_DecisionMsg, _TradeMsg]).decode
+
+
+@dataclass(frozen=True)
+class TypedUpdates:
+    """The typed decoder of documented account, position and status updates, for bulk
+    readers (the recording loader) that put its messages into columns themselves.
+
+    ``decode(frame)`` returns an ``account``, ``positions`` or ``status`` message (fields
+    as the frame names them, ``data`` inside) or raises one of ``errors``; what it
+    accepts, :func:`parse` reads to the same events, and whatever it rejects must take
+    :func:`parse`.
+    """
+
+    decode: Callable[[Any], Any]
+    account: type
+    positions: type
+    status: type
+    errors: tuple[type[BaseException], ...]
+
+
+#: None without msgspec (then every frame takes :func:`parse`)
+TYPED_UPDATES: TypedUpdates | None = (
+    None if _fast_typed is None
+    else TypedUpdates(_fast_typed, _AccountMsg, _PositionMsg, _StatusMsg, (_FastError,))
+)
+__all__ += ["TypedUpdates", "TYPED_UPDATES"]
+
 _scan = _decoder.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__, not in the stubs
 
 

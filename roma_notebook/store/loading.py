@@ -695,9 +695,11 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     # ingest(): decoded by protocol's typed decoder (the events parse() gives) and
     # appended a block at a time through Tables' bulk methods. Only without
     # max_rows, whose trimming is defined row by row.
-    typed = P._fast_typed
-    AccountMsg = getattr(P, "_AccountMsg", None)
-    PositionMsg = getattr(P, "_PositionMsg", None)
+    tu = P.TYPED_UPDATES
+    typed = tu.decode if tu is not None else None
+    AccountMsg = tu.account if tu is not None else None
+    PositionMsg = tu.positions if tu is not None else None
+    typed_errors = (*tu.errors, RecursionError, UnicodeEncodeError) if tu is not None else ()
     bulk = line_decode is not None and typed is not None and tables.max_rows is None
     next_seq = tables.next_seq
     astuple = _astuple
@@ -717,7 +719,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     accs: list[tuple] = []
     poss: list[tuple] = []
     stats: list[tuple] = []
-    collect = {AccountMsg: accs.append, PositionMsg: poss.append, getattr(P, "_StatusMsg", None): stats.append}
+    collect = {AccountMsg: accs.append, PositionMsg: poss.append, (tu.status if tu is not None else None): stats.append}
 
     def flush_accounts() -> None:
         if accs:
@@ -850,7 +852,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                             # (what the typed decoder accepts, parse() reads the same way)
                             try:
                                 msg = typed(frame)
-                            except (P._FastError, RecursionError, UnicodeEncodeError):
+                            except typed_errors:
                                 msg = None
                             if msg is not None:
                                 ns = stamp_of(msg.timestamp, _MISS)
