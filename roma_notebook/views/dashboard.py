@@ -274,8 +274,19 @@ class _ViewBase:
     refresh_count: int
     figure_update_count: int
 
+    def _stats_of(self, src: Any) -> dict[str, dict]:
+        """``src.stats()`` per agent (see :func:`_safe_stats`), read at most twice a second:
+        it builds a DataFrame (~1 ms) and the strip shows rates and ages to a tenth of a
+        second at best."""
+        now = time.monotonic()
+        hit = self._stats_cache
+        if hit is None or now - hit[0] >= 0.5:
+            hit = self._stats_cache = (now, _safe_stats(src))
+        return hit[1]
+
     def _init_common(self, fps: float, max_points: int, window: Any) -> None:
         _check_args(fps, max_points)
+        self._stats_cache: tuple[float, dict[str, dict]] | None = None
         self.fps = float(fps)
         self.max_points = int(max_points)
         self._window_key, self._window_ns = parse_window(window)
@@ -567,7 +578,6 @@ class Dashboard(_ViewBase):
         self._sym_key: Any = None
         self._dirty = 0  # bumped when a refresh left something for a later frame
         self._sym_at = -1e9
-        self._stats_cache: tuple[float, dict] | None = None
         self._fills = FillLog()
         self._cycles = CycleLog()
         placeholder = None if _managed else _placeholder("dashboard")
@@ -736,16 +746,7 @@ class Dashboard(_ViewBase):
         }
 
     def _source_stats(self) -> dict:
-        # the strip shows rates and ages to a tenth of a second at best: read the
-        # stream's counters at most 2x/s
-        now = time.monotonic()
-        hit = self._stats_cache
-        if hit is not None and now - hit[0] < 0.5:
-            return hit[1]
-        st = _safe_stats(self.source)
-        st = next(iter(st.values()), {})  # one agent
-        self._stats_cache = (now, st)
-        return st
+        return next(iter(self._stats_of(self.source).values()), {})  # one agent
 
     def _status(self) -> dict:
         src = self.source
@@ -1198,23 +1199,13 @@ class GroupDashboard(_ViewBase):
             return df
         return df.join(cols, how="left")
 
-    def _group_stats(self) -> dict[str, dict]:
-        # stats() builds a DataFrame (~1 ms); the strip needs it at most twice a second
-        now = time.monotonic()
-        hit = getattr(self, "_stats_cache", None)
-        if hit is not None and now - hit[0] < 0.5:
-            return hit[1]
-        st = _safe_stats(self.group) if hasattr(self.group, "state") else {}
-        self._stats_cache = (now, st)
-        return st
-
     def _status(self, streams: dict[str, Any] | None = None) -> dict:
         streams = self._streams() if streams is None else streams
         states = []
         errors = 0
         last_error = None
         rate = 0.0
-        all_stats = self._group_stats()
+        all_stats = self._stats_of(self.group)
         for a, s in streams.items():
             st = all_stats.get(str(a), {})
             errors += int(st.get("errors") or 0)
