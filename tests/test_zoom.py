@@ -31,6 +31,13 @@ def relayout(fig, data: dict) -> None:
     }}})
 
 
+def wait_drawn(d, n_updates: int, want, what: str) -> None:
+    """Wait for a figure update drawn for the zoom ``want`` (``(lo, hi)`` ns, or None for
+    the overview): a refresh already running when the relayout came still draws the
+    range it started with, and counting updates alone would accept it."""
+    wait_until(lambda: d.figure_update_count > n_updates and d.drawn_zoom == want, 5, what)
+
+
 def iso(ns: int) -> str:
     # plotly.js reports date ranges as zone-less strings of the axis (UTC here)
     return pd.Timestamp(ns).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -82,7 +89,7 @@ def test_zoom_re_decimates_the_visible_range_from_the_full_history(zoomable):
     n_updates = d.figure_update_count
     relayout(fig, {"xaxis.range[0]": iso(lo), "xaxis.range[1]": iso(hi)})
     # the scheduler's next frame re-decimates, with no new data arriving
-    wait_until(lambda: d.figure_update_count > n_updates, 5, "a refresh after the zoom")
+    wait_drawn(d, n_updates, (lo, hi), "a refresh after the zoom")
     assert d.x_range == (pd.Timestamp(lo, tz="UTC"), pd.Timestamp(hi, tz="UTC"))
     for trace, col in ((fig.data[0], "total_balance"), (fig.data[4], "unrealized_pnl")):
         assert len(trace.x) <= MAX
@@ -102,7 +109,7 @@ def test_a_small_range_shows_every_row(zoomable):
     lo, hi = T0 + 5_000 * SEC, T0 + 5_120 * SEC  # 121 rows, fewer than max_points
     n_updates = d.figure_update_count
     relayout(d.figure, {"xaxis.range": [iso(lo), iso(hi)], "xaxis2.range": [iso(lo), iso(hi)]})
-    wait_until(lambda: d.figure_update_count > n_updates, 5, "a refresh after the zoom")
+    wait_drawn(d, n_updates, (lo, hi), "a refresh after the zoom")
     x, y = plotted_in(d.figure.data[0], lo, hi)
     want = rows_in(src, lo, hi)
     assert np.array_equal(x.astype(np.int64), want["timestamp"].array.asi8)
@@ -115,7 +122,7 @@ def test_live_rows_keep_arriving_while_zoomed_and_autorange_returns_to_the_overv
     lo, hi = last_share(0.15, room=0.01)  # room on the right: the live edge is in view
     n_updates = d.figure_update_count
     relayout(fig, {"xaxis.range[0]": iso(lo), "xaxis.range[1]": iso(hi)})
-    wait_until(lambda: d.figure_update_count > n_updates, 5, "a refresh after the zoom")
+    wait_drawn(d, n_updates, (lo, hi), "a refresh after the zoom")
     end0 = np.asarray(fig.data[0].x)[-1]
     src.accounts(100)  # inside the range: drawn in detail at the next refresh
     last = (T0 + (N + 99) * SEC) / 1e6
@@ -132,7 +139,8 @@ def test_live_rows_keep_arriving_while_zoomed_and_autorange_returns_to_the_overv
     # double-click: back to the overview of the whole (grown) history
     n_updates = d.figure_update_count
     relayout(fig, {"xaxis.autorange": True, "xaxis2.autorange": True})
-    wait_until(lambda: d.figure_update_count > n_updates and d.x_range is None, 5, "overview")
+    wait_drawn(d, n_updates, None, "the overview")
+    assert d.x_range is None
     acc = src.tables.frame("account")
     x = np.asarray(fig.data[0].x)
     assert x[0] * 1e6 == acc["timestamp"].array.asi8[0]
@@ -156,17 +164,23 @@ def test_a_new_window_leaves_the_zoom_and_tells_the_page(zoomable, recording_com
     lo, hi = last_share(0.5)
     # zoom, double-click, zoom again: the kernel's copy of the layout has seen
     # autorange=True once, and must not think the page still autoranges
-    for data in ({"xaxis.range[0]": iso(lo), "xaxis.range[1]": iso(hi)},
-                 {"xaxis.autorange": True, "xaxis2.autorange": True},
-                 {"xaxis.range[0]": iso(lo), "xaxis.range[1]": iso(hi)}):
+    for data, want in (({"xaxis.range[0]": iso(lo), "xaxis.range[1]": iso(hi)}, (lo, hi)),
+                       ({"xaxis.autorange": True, "xaxis2.autorange": True}, None),
+                       ({"xaxis.range[0]": iso(lo), "xaxis.range[1]": iso(hi)}, (lo, hi))):
         n_updates = d.figure_update_count
         relayout(d.figure, data)
-        wait_until(lambda: d.figure_update_count > n_updates, 5, "a refresh after the relayout")
+        wait_drawn(d, n_updates, want, "a refresh after the relayout")
     assert d.x_range is not None
     mark = len(recording_comms)
     n_updates = d.figure_update_count
     d.window_dropdown.value = "1h"
-    wait_until(lambda: d.figure_update_count > n_updates, 5, "a refresh after the window change")
+
+    def one_hour_drawn() -> bool:  # a refresh already running draws the old window
+        x = np.asarray(d.figure.data[0].x) * 1e6
+        return d.drawn_zoom is None and x[-1] - x[0] == pytest.approx(3600 * SEC, abs=SEC)
+
+    wait_until(lambda: d.figure_update_count > n_updates and one_hour_drawn(), 5,
+               "a refresh after the window change")
     assert d.x_range is None
     with d._lock:
         msgs = figure_updates(d.figure, mark)
@@ -191,7 +205,7 @@ def test_group_dashboard_zooms_too():
         before = [len(plotted_in(t, lo, hi)[0]) for t in g.figure.data]
         n_updates = g.figure_update_count
         relayout(g.figure, {"xaxis.range[0]": iso(lo), "xaxis.range[1]": iso(hi)})
-        wait_until(lambda: g.figure_update_count > n_updates, 5, "a refresh after the zoom")
+        wait_drawn(g, n_updates, (lo, hi), "a refresh after the zoom")
         for t, n0 in zip(g.figure.data, before):
             assert 5 * n0 < len(plotted_in(t, lo, hi)[0]) and len(t.x) <= MAX
         assert g.refresh_errors == 0

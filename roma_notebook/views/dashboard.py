@@ -292,6 +292,9 @@ class _ViewBase:
         self._window_key, self._window_ns = parse_window(window)
         self.refresh_count = 0  # full refreshes (data or controls changed)
         self.figure_update_count = 0  # fig.batch_update() calls
+        # the zoom range (epoch ns) the figure was last drawn for, None for the overview
+        self.drawn_zoom: tuple[int, int] | None = None
+        self._draw_zoom: tuple[int, int] | None = None  # the range this refresh draws
         self.status_refresh_count = 0  # status-only refreshes (message age moves on)
         self.refresh_errors = 0
         self.last_refresh_error: str | None = None
@@ -446,7 +449,7 @@ class _ViewBase:
 
     def _zoomed_xy(self, s: AccountSeries, which: str, y: np.ndarray, end_ns: int | None):
         """Decimated ``(x, y)`` of one trace: the zoomed range when zoomed, else the window."""
-        r = self._zoom.range_ns
+        r = self._draw_zoom
         g = (s.generation, self.max_points)
         if r is not None:
             sel = zoom_slice(s.x, s.monotonic, r[0], r[1])
@@ -534,6 +537,8 @@ class Dashboard(_ViewBase):
         widget: the ``ipywidgets.VBox`` to display (``display(d)`` does it).
         figure: the ``go.FigureWidget`` (balance, fills, decisions; unrealised P&L).
         refresh_count, figure_update_count, refresh_errors: counters for tests.
+        drawn_zoom: the zoom range (epoch ns) the figure was last drawn for, None
+            for the overview (:attr:`x_range` is the range asked for).
 
     Example:
         >>> import roma_notebook as rn                                # doctest: +SKIP
@@ -809,9 +814,10 @@ class Dashboard(_ViewBase):
 
     def _refresh_now(self) -> None:
         tv = self.tables.table_version
+        zoom_version, self._draw_zoom = self._zoom.snapshot()
         chart_key = (
             tv("account"), tv("trades"), tv("cycles"), tv("decisions"),
-            self._window_key, self.symbol_dropdown.value, self.max_points, self._zoom.version,
+            self._window_key, self.symbol_dropdown.value, self.max_points, zoom_version,
         )
         if chart_key != self._chart_key:
             data = self._chart_data()
@@ -830,6 +836,7 @@ class Dashboard(_ViewBase):
                         tr.hovertext = m["text"]
                         self._pushed_lists[key] = m["text"]
                 d.marker.color = data["decisions"]["tone"]
+            self.drawn_zoom = self._draw_zoom
             self.figure_update_count += 1
             self._chart_key = chart_key
         else:
@@ -1091,7 +1098,8 @@ class GroupDashboard(_ViewBase):
             if a not in self._series:
                 self._series[a] = AccountSeries(s.tables)
         versions = tuple(s.tables.table_version("account") for s in streams.values())
-        chart_key = (versions, self._window_key, tuple(streams), self._zoom.version)
+        zoom_version, self._draw_zoom = self._zoom.snapshot()
+        chart_key = (versions, self._window_key, tuple(streams), zoom_version)
         if chart_key != self._chart_key:
             self._push_chart(streams)
             self._chart_key = chart_key
@@ -1127,6 +1135,7 @@ class GroupDashboard(_ViewBase):
                 x, y = self._zoomed_xy(s, a, s.balance, end)
                 tr = fig.data[self._trace_agents.index(a)]
                 tr.x, tr.y = x, y
+        self.drawn_zoom = self._draw_zoom
         self.figure_update_count += 1
 
     def _leaderboard(self, streams: dict[str, Any]) -> pd.DataFrame:

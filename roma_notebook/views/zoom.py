@@ -127,6 +127,12 @@ class XZoom:
             self.version += 1
         return True
 
+    def snapshot(self) -> tuple[int, tuple[int, int] | None]:
+        """``(version, range_ns)`` read together: a refresh draws the range it keys on
+        (read apart, a relayout landing between them would label the old range new)."""
+        with self._lock:
+            return self.version, self.range_ns
+
     def reset(self) -> bool:
         """Back to the overview (the caller also tells the figure to autorange)."""
         with self._lock:
