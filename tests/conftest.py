@@ -24,6 +24,7 @@ import gc
 import os
 import shutil
 import threading
+import weakref
 import time
 
 import pytest
@@ -69,6 +70,9 @@ def _pending_loop_tasks() -> list[str]:
     return bgloop.run_sync(pending(), timeout=10)
 
 
+_PROXIES = (weakref.ProxyType, weakref.CallableProxyType)
+
+
 def leftovers(threads_before: set[threading.Thread]) -> list[str]:
     """Everything still running that the session started."""
     from roma_notebook.sim.simulator import Simulator
@@ -77,6 +81,8 @@ def leftovers(threads_before: set[threading.Thread]) -> list[str]:
     found: list[str] = []
     gc.collect()
     for obj in gc.get_objects():
+        if type(obj) in _PROXIES:
+            continue  # a weakref.proxy: isinstance() on a dead one raises ReferenceError
         if isinstance(obj, AgentStream):
             task = obj._task
             if (task is not None and not task.done()) or obj.state in ("connecting", "live", "reconnecting"):
