@@ -912,6 +912,8 @@ LINE_VARIANTS = [
     '{"t":%d,"agent":"a","frame":%s}}',
     '{"t":%d,"agent":"a","frame":%s} x',
     '[{"t":%d,"agent":"a","frame":%s}]',
+    # two values on one line: a block of lines decoded as one array must not take both
+    '{"t":%d,"agent":"a","frame":%s}, {"t":%d,"agent":"a","frame":%s}',
 ]
 
 
@@ -949,6 +951,56 @@ def test_line_fast_path_matches_the_stdlib_path(tmp_path):
     # the variants really reach both outcomes: rows from odd lines, and errors rows
     assert len(fast.account) > 2 and (fast.errors.kind == "file").sum() > 5
     _assert_loads_alike(path)
+
+
+def test_a_line_holding_two_frames_is_one_bad_line_among_good_ones(tmp_path, monkeypatch):
+    # The loader decodes a slice of lines as one JSON array: a line holding two
+    # objects would add an element there. It must stay one errors row, as line by line.
+    frames = [f for f in session(("a",)) if isinstance(f[2], str)]  # no binary lines
+    clean = tmp_path / "clean.jsonl"
+    record(clean, frames)
+    lines = clean.read_text(encoding="utf-8").splitlines()
+    acc = json.dumps(frames[0][2])
+    lines.insert(7, '{"t":%d,"agent":"a","frame":%s}, {"t":%d,"agent":"a","frame":%s}' % (T0, acc, T0 + 1, acc))
+    path = tmp_path / "two.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # slices of ~2 KB: the line is decoded in a slice of good lines, as in a long
+    # recording (the first slice, with the header, goes line by line anyway)
+    monkeypatch.setattr(loading, "_PART_BYTES", 2048)
+    _assert_loads_alike(path)
+    fast, _ = _load_both_ways(path)
+    bad = fast.errors[fast.errors.kind == "file"]
+    assert len(bad) == 1 and ": line 8: " in bad.detail.iloc[0]  # header, six frames, then it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rn.LoadWarning)
+        assert len(fast.account) == len(load(clean, progress=False).account)
+
+
+def test_clean_lines_are_decoded_a_slice_at_a_time(tmp_path, monkeypatch):
+    # The fast path must not silently turn off: on a clean recording only the
+    # first slice (it holds the header) is decoded line by line.
+    frames = [f for f in session(("a",)) if isinstance(f[2], str)]
+    path = tmp_path / "clean.jsonl"
+    record(path, frames)
+    monkeypatch.setattr(loading, "_PART_BYTES", 2048)
+    calls = {"line": 0, "block": 0}
+
+    def counted(name, decode):
+        def call(text):
+            calls[name] += 1
+            return decode(text)
+        return call
+
+    monkeypatch.setattr(loading, "_line_decode", counted("line", loading._line_decode))
+    monkeypatch.setattr(loading, "_block_decode", counted("block", loading._block_decode))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rn.LoadWarning)
+        got = load(path, progress=False)
+    data = path.read_bytes()
+    first_slice = data[: data.index(b"\n", 2048)].count(b"\n") + 1  # lines
+    assert calls["line"] == first_slice < len(frames) // 2
+    assert calls["block"] >= 3
+    assert len(got.account) > 0
 
 
 _line_values = st.one_of(

@@ -61,7 +61,7 @@ import time
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Annotated, Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -646,10 +646,13 @@ try:
 
     _astuple: Any = _astuple_fn
 
+    # a receive time the tables can store (int64 ns); others take the careful path
+    _LineTime = Annotated[int, _msgspec.Meta(ge=_NS_MIN, le=_NS_MAX)]
+
     class _FrameLine(_msgspec.Struct, forbid_unknown_fields=True):
         """A text frame line exactly as ``Recorder`` writes it: nothing else fits."""
 
-        t: int
+        t: _LineTime
         agent: str
         frame: str
 
@@ -663,7 +666,7 @@ try:
     class _BlockLine(_msgspec.Struct, forbid_unknown_fields=True):
         """A frame line of a block decoded in one call; binary ones go line by line."""
 
-        t: int
+        t: _LineTime
         agent: str
         frame: str
         binary: bool = False
@@ -678,6 +681,8 @@ except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct 
 
 
 
+# bytes of lines decoded per call (a slice of a ~4 MB decompressed block, cut at a newline)
+_PART_BYTES = 512 * 1024
 _AGENT_IN_LINE = re.compile(r'"agent"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _T_IN_LINE = re.compile(r'"t"\s*:\s*(\d+)')
 # a "status" key whose value is an object (JSON whitespace around the colon)
@@ -802,12 +807,19 @@ def _load_recording(ctx: _Context, path: Path) -> None:
 
     block_decode = _block_decode if line_decode is not None else None
 
-    def parts() -> Iterator[list[str]]:
+    def parts() -> Iterator[bytes]:
         # a decompressed block holds ~4 MB of lines: decoded a slice at a time, the
-        # joined text and decoded lines stay small next to the tables being built
-        for lines in reader:
-            for k in range(0, len(lines), 2048):
-                yield lines[k : k + 2048]
+        # slice's JSON array and decoded lines stay small next to the tables built
+        for raw in reader.raw_blocks():
+            n, start = len(raw), 0
+            while True:
+                end = raw.find(b"\n", start + _PART_BYTES) if start + _PART_BYTES < n else -1
+                if end < 0:
+                    end = n
+                yield raw[start:end]
+                if end >= n:
+                    break
+                start = end + 1
 
     # The cyclic collector would scan the block's decoded lines and collected
     # messages over and over (~0.8 us a frame) though nothing here makes a cycle:
@@ -816,35 +828,46 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        for lines in parts():
+        for part in parts():
             base = lineno
             decoded = None
-            if block_decode is not None and len(lines) > 1:
+            lines: list[str] | None = None
+            if block_decode is not None:
+                # the slice's lines as one JSON array, decoded from the bytes in one
+                # call: no str per line is made unless a line needs the careful path
+                # (", " is one byte longer than the newline it replaces: the length
+                # difference counts the lines, a pass cheaper than bytes.count)
+                array_text = b"[" + part.replace(b"\n", b", ") + b"]"
                 try:
-                    decoded = block_decode("[" + ",".join(lines) + "]")
+                    decoded = block_decode(array_text)
                 except (_LineError, RecursionError, UnicodeError):
                     decoded = None
-                if decoded is not None and len(decoded) != len(lines):
+                if decoded is not None and len(decoded) != len(array_text) - len(part) - 1:
                     decoded = None  # a line held two values: line by line decides
-            for i, line in enumerate(lines):
+                del array_text
+            if decoded is None:
+                lines = str(part, "utf-8", "replace").split("\n")
+            for i, item in enumerate(decoded if decoded is not None else lines):  # type: ignore[arg-type]
                 if line_decode is not None:
                     if decoded is not None:
-                        fl = decoded[i]
+                        fl = item
                         if fl.binary:
                             # A binary frame only ever makes an errors row, so the
                             # collected rows need not go first (flushing here would
                             # cut the blocks short): the careful path reads it.
                             lineno = base + i + 1
-                            handle(line)
+                            if lines is None:
+                                lines = str(part, "utf-8", "replace").split("\n")
+                            handle(lines[i])
                             continue
                     else:
                         try:
-                            fl = line_decode(line)
+                            fl = line_decode(item)
                         except _LineError:
                             fl = None
                     # the same as the scanner path below for this line (only JSON
                     # whitespace around the object may differ, which handle() ignores)
-                    if fl is not None and _NS_MIN <= fl.t <= _NS_MAX:
+                    if fl is not None:  # (its time in range: _LineTime)
                         seen_line = True
                         last_agent, last_t = fl.agent, fl.t
                         frame = fl.frame
@@ -879,6 +902,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                         ingest(last_agent, frame, last_t, src)
                         continue
                     flush_all()
+                line = item  # (a decoded line never gets here: its time is in range)
                 # Fast path: a text frame line exactly as Recorder writes it.
                 try:
                     rec, end = scan(line, 0)
@@ -902,7 +926,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                 seen_line = True
                 last_agent, last_t = agent, t
                 ingest(agent, frame, t, src)
-            lineno = base + len(lines)
+            lineno = base + (len(decoded) if decoded is not None else len(lines))  # type: ignore[arg-type]
             flush_all()
     finally:
         reader.close()  # the background reader's thread ends with the load, even on error

@@ -172,28 +172,27 @@ class RecordingLines:
         return self.blocks.problem
 
     def __iter__(self) -> Iterator[list[str]]:
+        for raw in self.raw_blocks():
+            # One decode per block, not per line: json on str is ~3x cheaper than on bytes.
+            yield str(raw, "utf-8", "replace").split("\n")
+
+    def raw_blocks(self) -> Iterator[bytes]:
+        """The complete lines of each decompressed block as one ``bytes``: the lines
+        joined by newline bytes, none after the last.
+
+        Complete lines only, so no UTF-8 sequence is split (a newline byte is never
+        inside one): the line the previous block left unfinished is completed here.
+        """
         carry = b""
         for block in self.blocks:
             cut = block.rfind(b"\n") + 1
             if not cut:
                 carry += block
                 continue
-            # One decode per block, not per line: json on str is ~3x cheaper than on
-            # bytes. Complete lines only, so no UTF-8 sequence is split (a newline
-            # byte is never inside one). The line the last block left unfinished
-            # is completed on its own and the block decoded in place, not copied
-            # (it is megabytes).
-            view = memoryview(block)
-            start = 0
-            lines = []
-            if carry:
-                start = block.find(b"\n") + 1
-                lines.append((carry + block[: start - 1]).decode("utf-8", "replace"))
-            lines += str(view[start:cut], "utf-8", "replace").split("\n")
-            lines.pop()  # the empty string after the last newline
+            with memoryview(block) as view:
+                raw = b"".join((carry, view[: cut - 1]))  # one copy, not two
             carry = block[cut:]
-            view.release()
-            yield lines
+            yield raw
         self.tail = carry
 
 
