@@ -137,12 +137,12 @@ def test_the_fast_path_equals_the_exact_per_frame_path(tmp_path, seed, suffix, m
 
 def test_bulk_methods_equal_append_one_by_one():
     """extend_positions / extend_status against append(), in order and out of it."""
-    pos = [
+    pos = [[P.Position(*p) for p in ps] for ps in [
         [("BTCUSDT", "long", 0.01, 1.0, 2.0, 3.0, 4.0, 5, 6.0)],
         [],
         [("BTCUSDT", "long", 0.0, 1.0, 2.0, 3.0, 4.0, None, 6.0), ("ETHUSDT", "short", 0.5, 1.0, 2.0, 3.0, 4.0, 2**70, 6.0)],
         [("SOLUSDT", "long", 1.0, 1.0, 2.0, 3.0, 4.0, 3, 6.0), ("BTCUSDT", "long", 0.0, 1.0, 2.0, 3.0, 4.0, 3, 6.0)],
-    ]
+    ]]
     for recv in ([10, 20, 30, 40], [10, 30, 20, 40], [10, 10, 10, 10]):
         agents = ["a", "b", "a", "a"]
         ts = [1_000, None, 3_000, 4_000]
@@ -154,7 +154,7 @@ def test_bulk_methods_equal_append_one_by_one():
         for a, t, r, ps, run, cc, last in zip(agents, ts, recv, pos, [True, None, False, True],
                                               [1, None, 2**70, 4], [None, 5, 2**70, 7]):
             s = one.next_seq(a)
-            one.append(a, P.PositionUpdate(t, tuple(P.Position(*p) for p in ps)), r, s)
+            one.append(a, P.PositionUpdate(t, tuple(ps)), r, s)
             one.append(a, P.AgentStatus(t, a, run, cc, last), r, s)
         for name in TABLE_NAMES:
             pd.testing.assert_frame_equal(bulk.frame(name), one.frame(name), obj=f"{name} {recv}")

@@ -873,10 +873,18 @@ def test_a_load_with_errors_says_so_in_one_warning(tmp_path):
 
 
 def _load_both_ways(path: Path) -> tuple[Recording, Recording]:
-    """load() with its msgspec line decoder and with the stdlib scanner alone."""
+    """load() with its msgspec decoders and with the stdlib scanner alone.
+
+    The fast load decodes slices of ~300 bytes (a line or two each): in a small file
+    most lines are then decoded a slice at a time, as in a long recording, not only
+    line by line (the first slice holds the header, which goes line by line)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fast = load(path, progress=False)
+        saved_part, loading._PART_BYTES = loading._PART_BYTES, 300
+        try:
+            fast = load(path, progress=False)
+        finally:
+            loading._PART_BYTES = saved_part
         saved, loading._line_decode = loading._line_decode, None
         try:
             exact = load(path, progress=False)
@@ -953,16 +961,20 @@ def test_line_fast_path_matches_the_stdlib_path(tmp_path):
     _assert_loads_alike(path)
 
 
-def test_a_line_holding_two_frames_is_one_bad_line_among_good_ones(tmp_path, monkeypatch):
-    # The loader decodes a slice of lines as one JSON array: a line holding two
-    # objects would add an element there. It must stay one errors row, as line by line.
+@pytest.mark.parametrize("odd, why", [
+    # two values on one line: a slice of lines decoded as one array would gain an element
+    ('{"t":%(t)d,"agent":"a","frame":%(acc)s}, {"t":%(t)d,"agent":"a","frame":%(acc)s}', "not JSON"),
+    # a binary frame that is not base64: its errors row names and holds this line
+    ('{"t":%(t)d,"agent":"a","frame":"not base64!","binary":true}', "not base64"),
+])
+def test_an_odd_line_among_good_ones_is_one_errors_row_naming_it(tmp_path, monkeypatch, odd, why):
     frames = [f for f in session(("a",)) if isinstance(f[2], str)]  # no binary lines
     clean = tmp_path / "clean.jsonl"
     record(clean, frames)
     lines = clean.read_text(encoding="utf-8").splitlines()
-    acc = json.dumps(frames[0][2])
-    lines.insert(7, '{"t":%d,"agent":"a","frame":%s}, {"t":%d,"agent":"a","frame":%s}' % (T0, acc, T0 + 1, acc))
-    path = tmp_path / "two.jsonl"
+    line = odd % {"t": T0, "acc": json.dumps(frames[0][2])}
+    lines.insert(7, line)
+    path = tmp_path / "odd.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     # slices of ~2 KB: the line is decoded in a slice of good lines, as in a long
     # recording (the first slice, with the header, goes line by line anyway)
@@ -970,7 +982,8 @@ def test_a_line_holding_two_frames_is_one_bad_line_among_good_ones(tmp_path, mon
     _assert_loads_alike(path)
     fast, _ = _load_both_ways(path)
     bad = fast.errors[fast.errors.kind == "file"]
-    assert len(bad) == 1 and ": line 8: " in bad.detail.iloc[0]  # header, six frames, then it
+    assert len(bad) == 1 and ": line 8: " in bad.detail.iloc[0] and why in bad.detail.iloc[0]
+    assert bad.raw.iloc[0] == line
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rn.LoadWarning)
         assert len(fast.account) == len(load(clean, progress=False).account)

@@ -29,13 +29,14 @@ Example:
 from __future__ import annotations
 
 import itertools
-from operator import lt as _lt
+from operator import attrgetter, lt as _lt
 import threading
 import time
 from array import array
+import dataclasses
 from dataclasses import dataclass
 from types import MethodType
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -368,6 +369,19 @@ class _Seen:
     def saw(self, agent: Any, received_ns: int) -> None:
         if received_ns > self.newest.get(agent, _NA_INT):
             self.newest[agent] = received_ns
+
+
+# a Position's fields in order, read from any object that has them (extend_positions)
+_POSITION_FIELDS = tuple(map(attrgetter, (f.name for f in dataclasses.fields(P.Position))))
+
+
+def _position(p: Any) -> P.Position:
+    """A Position from an object with its attributes, the side lower-cased (as parse() does)."""
+    if type(p) is P.Position and p.side.islower():
+        return p
+    values = [get(p) for get in _POSITION_FIELDS]
+    values[1] = values[1].lower()
+    return P.Position(*values)
 
 
 def _newest_after(newest: dict, agent_ids: list, received_ns: list) -> dict | None:
@@ -896,15 +910,17 @@ class Tables:
         timestamps: list[int | None],
         received_ns: list[int],
         seqs: list[int],
-        positions: list[list[tuple]],
+        positions: list[Sequence[Any]],
         source: str = "live",
     ) -> None:
         """Append many ``position_update`` messages at once.
 
         The same rows and open positions as :meth:`append` of one
         :class:`~roma_notebook.core.protocol.PositionUpdate` (``snapshot=False``) per
-        index, whose positions are ``positions[i]``: tuples of the
-        :class:`~roma_notebook.core.protocol.Position` fields in order (side lower-case).
+        index, whose positions are ``positions[i]``: objects with the attributes of a
+        :class:`~roma_notebook.core.protocol.Position` (a ``Position``, or the typed
+        decoder's items: read column by column, no tuple per position is made), the
+        side lower-cased as :func:`~roma_notebook.core.protocol.parse` gives it.
         Rows that arrive out of receive order, or with ``max_rows``, take
         :meth:`append` one update at a time (the same result).
 
@@ -916,9 +932,9 @@ class Tables:
             raise ValueError("extend_positions: the column lists differ in length")
         newest = self._in_order("position_history", agent_ids, received_ns)
         if newest is None:
-            Pos, Upd = P.Position, P.PositionUpdate
+            Upd = P.PositionUpdate
             for a, t, r, s, ps in zip(agent_ids, timestamps, received_ns, seqs, positions):
-                self.append(a, Upd(t, tuple([Pos(*p) for p in ps])), r, s, source)
+                self.append(a, Upd(t, tuple([_position(p) for p in ps])), r, s, source)
             return
         stamps = [t if t is not None and _NA_INT < t < _INT64_END else r  # _ns(), inline
                   for t, r in zip(timestamps, received_ns)]
@@ -944,9 +960,11 @@ class Tables:
                 flat.extend(ps)
             n = len(flat)
             if n:
-                c_sym, c_side, c_amt, c_entry, c_mark, c_upnl, c_pct, c_lev, c_liq = map(list, zip(*flat))
+                c_sym, c_side, c_amt, c_entry, c_mark, c_upnl, c_pct, c_lev, c_liq = (
+                    list(map(get, flat)) for get in _POSITION_FIELDS
+                )
                 sym_codes = {v: code(4, v) for v in dict.fromkeys(c_sym)}
-                side_codes = {v: code(5, v) for v in dict.fromkeys(c_side)}
+                side_codes = {v: code(5, v.lower()) for v in dict.fromkeys(c_side)}
                 cols = [
                     *map(list, zip(*heads)),
                     [sym_codes[v] for v in c_sym],
@@ -966,7 +984,6 @@ class Tables:
             tb.total += n
             tb.version += n
             self._seen["position_history"].newest = newest
-            Pos = P.Position
             for a, i in last.items():
                 # in receive order, so each agent's newest update here is its open set
                 # (unless a merged export's open set was received later: _positions' rule)
@@ -974,7 +991,7 @@ class Tables:
                 if current is not None and received_ns[i] < current[0] and stamps[i] <= current[1]:
                     continue
                 self._open[a] = (received_ns[i], stamps[i], seqs[i], source,
-                                 tuple([Pos(*p) for p in positions[i] if p[2] != 0.0]))
+                                 tuple([_position(p) for p in positions[i] if p.position_amt != 0.0]))
             self._open_version += 1
             self.version += k
 

@@ -54,6 +54,7 @@ import gc
 import glob as _glob
 import html
 import json
+import operator
 import os
 import re
 import sys
@@ -68,7 +69,9 @@ import pandas as pd
 from ..core import protocol as P
 from ..core.errors import ProtocolError
 from .recording import RECORDING_FORMAT
-from .recording_reader import _NS_MAX, _NS_MIN, NotARecording, RecordingLines, last_line, read_header, read_line
+from .recording_reader import (
+    _NS_MAX, _NS_MIN, NotARecording, RecordingLines, binary_frame, last_line, read_header, read_line,
+)
 from ..core.schema import TABLE_NAMES
 from ..source_api import SourceAPI
 from ..core.tables import Tables
@@ -642,9 +645,6 @@ def _positions_moments(moments: dict[str, tuple[int | None, int, str]]) -> pd.Da
 
 try:
     import msgspec as _msgspec
-    from msgspec.structs import astuple as _astuple_fn
-
-    _astuple: Any = _astuple_fn
 
     # a receive time the tables can store (int64 ns); others take the careful path
     _LineTime = Annotated[int, _msgspec.Meta(ge=_NS_MIN, le=_NS_MAX)]
@@ -676,11 +676,14 @@ try:
     # lines then take the line-by-line path.
     _block_decode: Any = _msgspec.json.Decoder(list[_BlockLine]).decode
 except ImportError:  # pragma: no cover - msgspec is a dependency; stay correct without it
-    _line_decode = _block_decode = _astuple = None
+    _line_decode = _block_decode = None
     _LineError = ValueError
 
 
 
+# an account update's data fields, in extend_account's order
+_ACCOUNT_FIELDS = tuple(map(operator.attrgetter, (
+    "total_balance", "available_balance", "unrealized_pnl", "used_percentage")))
 # bytes of lines decoded per call (a slice of a ~4 MB decompressed block, cut at a newline)
 _PART_BYTES = 512 * 1024
 _AGENT_IN_LINE = re.compile(r'"agent"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -707,7 +710,6 @@ def _load_recording(ctx: _Context, path: Path) -> None:
     typed_errors = (*tu.errors, RecursionError, UnicodeEncodeError) if tu is not None else ()
     bulk = line_decode is not None and typed is not None and tables.max_rows is None
     next_seq = tables.next_seq
-    astuple = _astuple
     # frames of one second share a stamp: a local cache saves the call (parse_time
     # caches the same way)
     stamps: dict[str, int | None] = {}
@@ -730,22 +732,16 @@ def _load_recording(ctx: _Context, path: Path) -> None:
         if accs:
             agents, stamps_, recv, seqs, data = map(list, zip(*accs))
             accs.clear()
-            # the data Structs' fields (total, available, unrealized, used) as
-            # columns, transposed in C
-            total, available, unrealized, used = map(list, zip(*map(astuple, data)))
+            # the data Structs' fields as columns, read in C
+            total, available, unrealized, used = (list(map(get, data)) for get in _ACCOUNT_FIELDS)
             tables.extend_account(agents, stamps_, recv, seqs, total, available, unrealized, used, source=src)
 
     def flush_positions() -> None:
         if poss:
             agents, stamps_, recv, seqs, data = map(list, zip(*poss))
             poss.clear()
-            tables.extend_positions(
-                agents, stamps_, recv, seqs,
-                # a _PositionItem's fields in Position order, side lower-case as parse() gives it
-                [[t if t[1].islower() else (t[0], t[1].lower(), *t[2:]) for t in map(astuple, items)]
-                 for items in data],
-                source=src,
-            )
+            # the typed decoder's position items carry a Position's attributes
+            tables.extend_positions(agents, stamps_, recv, seqs, data, source=src)
 
     def flush_status() -> None:
         if stats:
@@ -854,11 +850,18 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                         if fl.binary:
                             # A binary frame only ever makes an errors row, so the
                             # collected rows need not go first (flushing here would
-                            # cut the blocks short): the careful path reads it.
-                            lineno = base + i + 1
-                            if lines is None:
-                                lines = str(part, "utf-8", "replace").split("\n")
-                            handle(lines[i])
+                            # cut the blocks short). Read as read_line() reads it
+                            # (msgspec, like json, keeps a repeated key's last value).
+                            data, why = binary_frame(fl.frame)
+                            if data is not None:
+                                seen_line = True
+                                last_agent, last_t = fl.agent, fl.t
+                                ingest(last_agent, data, last_t, src)
+                            else:  # the careful path writes the errors row, with the line
+                                lineno = base + i + 1
+                                if lines is None:
+                                    lines = str(part, "utf-8", "replace").split("\n")
+                                handle(lines[i])
                             continue
                     else:
                         try:

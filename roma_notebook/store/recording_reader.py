@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from .recording import RECORDING_FORMAT, RECORDING_VERSION, safe_url
 
-__all__ = ["RecordingLines", "read_line", "last_line", "read_header", "NotARecording"]
+__all__ = ["RecordingLines", "read_line", "binary_frame", "last_line", "read_header", "NotARecording"]
 
 # bytes read per step: big enough to amortise, small enough that a progress bar
 # moves several times a second (a gzip chunk decompresses to ~15x its size)
@@ -240,10 +240,9 @@ def read_line(line: str, *, first: bool = False) -> tuple:
         if not _NS_MIN <= t <= _NS_MAX:  # the tables store int64 ns
             return ("bad", f"frame line's 't' {t} is outside the int64 nanosecond range", True)
         if rec.get("binary"):
-            try:
-                frame = base64.b64decode(frame, validate=True)
-            except (binascii.Error, TypeError, ValueError) as exc:
-                return ("bad", f"binary frame is not base64 ({exc})", True)
+            frame, why = binary_frame(frame)
+            if why is not None:
+                return ("bad", why, True)
         return ("frame", t, agent, frame)
     if "format" in rec:
         return ("header", rec)
@@ -254,6 +253,14 @@ def read_line(line: str, *, first: bool = False) -> tuple:
             return ("bad", "connection line without an int 't' and a string 'agent'", True)
         return ("connection", t, agent, str(rec["connection"]), str(rec.get("detail") or ""))
     return ("bad", "neither a header, a frame nor a connection event", True)
+
+
+def binary_frame(text: Any) -> tuple[bytes | None, str | None]:
+    """A binary frame line's ``frame`` (base64) as ``(bytes, None)``, or ``(None, why)``."""
+    try:
+        return base64.b64decode(text, validate=True), None
+    except (binascii.Error, TypeError, ValueError) as exc:
+        return None, f"binary frame is not base64 ({exc})"
 
 
 def last_line(tail: bytes) -> tuple[str, bool]:
