@@ -263,6 +263,14 @@ MUTATIONS: list[Mutation] = [
         ("test_protocol.py::test_typed_fast_path_matches_the_stdlib_path",),
         "a confidence of 75 stays 75 on the typed path, 0.75 on the general one",
     ),
+    Mutation(
+        "loader takes a line holding two frames as two",
+        "store/loading.py",
+        "                if decoded is not None and len(decoded) != len(array_text) - len(part) - 1:\n",
+        "                if False:\n",
+        ("test_recording.py::test_an_odd_line_among_good_ones_is_one_errors_row_naming_it",),
+        "a slice decoded as one JSON array gains an element for a line with two objects",
+    ),
 ]
 
 
