@@ -307,6 +307,36 @@ def test_pause_stops_updates_and_resume_restarts(dash):
     assert "paused" not in d.status.value
 
 
+def test_pause_waits_for_a_refresh_already_running(dash):
+    # The user presses Pause while a refresh is drawing: once pause() returns, nothing
+    # more may be drawn (the refresh already running finishes first, none starts after).
+    src = populated()
+    d = dash(src, fps=20)
+    inside, release = threading.Event(), threading.Event()
+    real = d._refresh_now
+
+    def slow() -> None:
+        inside.set()
+        release.wait(5)
+        real()
+
+    d._refresh_now = slow
+    src.accounts(5)
+    assert inside.wait(5), "the scheduler never started a refresh"
+    paused = threading.Thread(target=d.pause)
+    paused.start()
+    paused.join(0.3)
+    assert paused.is_alive(), "pause() returned while a refresh was still drawing"
+    release.set()
+    paused.join(5)
+    assert not paused.is_alive() and d.paused
+    r0, n0 = d.refresh_count, len(d.figure.data[0].x)
+    src.accounts(10)
+    ticks = d._scheduler.ticks
+    wait_until(lambda: d._scheduler.ticks >= ticks + 4, 3.0, "four scheduler ticks")
+    assert d.refresh_count == r0 and len(d.figure.data[0].x) == n0
+
+
 def test_a_failed_source_shows_its_error(dash):
     src = populated()
     d = dash(src, fps=8)

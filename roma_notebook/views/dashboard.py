@@ -333,7 +333,7 @@ class _ViewBase:
         if self._closed or self._paused:
             return
         with self._lock:
-            if self._closed:
+            if self._closed or self._paused:  # (paused while this tick waited for the lock)
                 return
             try:
                 key = self._change_key()
@@ -384,14 +384,17 @@ class _ViewBase:
         self._controls_version += 1
 
     def _on_pause(self, change: dict) -> None:
-        self._paused = bool(change["new"])
-        btn = change["owner"]
-        btn.description = "Resume" if self._paused else "Pause"
-        btn.icon = "play" if self._paused else "pause"
-        self._controls_version += 1
-        if self._paused:
-            with contextlib.suppress(Exception):
-                self._refresh_status_now()
+        # under the refresh lock: a refresh already running ends first, so once
+        # pause() returns the view holds still
+        with self._lock:
+            self._paused = bool(change["new"])
+            btn = change["owner"]
+            btn.description = "Resume" if self._paused else "Pause"
+            btn.icon = "play" if self._paused else "pause"
+            self._controls_version += 1
+            if self._paused:
+                with contextlib.suppress(Exception):
+                    self._refresh_status_now()
 
     @property
     def paused(self) -> bool:
