@@ -71,6 +71,7 @@ from ..core.errors import ProtocolError
 from .recording import RECORDING_FORMAT
 from .recording_reader import (
     _NS_MAX, _NS_MIN, NotARecording, RecordingLines, binary_frame, last_line, read_header, read_line,
+    text_lines,
 )
 from ..core.schema import TABLE_NAMES
 from ..source_api import SourceAPI
@@ -842,7 +843,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                     decoded = None  # a line held two values: line by line decides
                 del array_text
             if decoded is None:
-                lines = str(part, "utf-8", "replace").split("\n")
+                lines = text_lines(part)
             for i, item in enumerate(decoded if decoded is not None else lines):  # type: ignore[arg-type]
                 if line_decode is not None:
                     if decoded is not None:
@@ -860,7 +861,7 @@ def _load_recording(ctx: _Context, path: Path) -> None:
                             else:  # the careful path writes the errors row, with the line
                                 lineno = base + i + 1
                                 if lines is None:
-                                    lines = str(part, "utf-8", "replace").split("\n")
+                                    lines = text_lines(part)
                                 handle(lines[i])
                             continue
                     else:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from .recording import RECORDING_FORMAT, RECORDING_VERSION, safe_url
 
-__all__ = ["RecordingLines", "read_line", "binary_frame", "last_line", "read_header", "NotARecording"]
+__all__ = ["RecordingLines", "read_line", "text_lines", "binary_frame", "last_line", "read_header", "NotARecording"]
 
 # bytes read per step: big enough to amortise, small enough that a progress bar
 # moves several times a second (a gzip chunk decompresses to ~15x its size)
@@ -173,8 +173,7 @@ class RecordingLines:
 
     def __iter__(self) -> Iterator[list[str]]:
         for raw in self.raw_blocks():
-            # One decode per block, not per line: json on str is ~3x cheaper than on bytes.
-            yield str(raw, "utf-8", "replace").split("\n")
+            yield text_lines(raw)
 
     def raw_blocks(self) -> Iterator[bytes]:
         """The complete lines of each decompressed block as one ``bytes``: the lines
@@ -253,6 +252,13 @@ def read_line(line: str, *, first: bool = False) -> tuple:
             return ("bad", "connection line without an int 't' and a string 'agent'", True)
         return ("connection", t, agent, str(rec["connection"]), str(rec.get("detail") or ""))
     return ("bad", "neither a header, a frame nor a connection event", True)
+
+
+def text_lines(raw: bytes) -> list[str]:
+    """The lines of a :meth:`RecordingLines.raw_blocks` block (or a slice of one cut at a
+    newline) as text, undecodable bytes replaced. One decode per block, not per line:
+    json on str is ~3x cheaper than on bytes."""
+    return str(raw, "utf-8", "replace").split("\n")
 
 
 def binary_frame(text: Any) -> tuple[bytes | None, str | None]:
